@@ -1,0 +1,105 @@
+package commands
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/owlmetry/owlmetry/internal/build"
+	"github.com/owlmetry/owlmetry/internal/cmdutil"
+	migratecmd "github.com/owlmetry/owlmetry/internal/commands/migrate"
+	versioncmd "github.com/owlmetry/owlmetry/internal/commands/version"
+)
+
+// Help group ids (cli.md §1.2).
+const (
+	groupJobs    = "jobs"
+	groupAccount = "account"
+	groupOwner   = "owner"
+	groupOther   = "other"
+)
+
+// NewCmdRoot builds the whole command tree.
+func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
+	var showVersion bool
+	root := &cobra.Command{
+		Use:   "owlmetry",
+		Short: "Run and follow Owlmetry background jobs",
+		Long: `owlmetry triggers, follows and administers the background jobs of an Owlmetry
+server: ad, rating and review syncs for team admins, and the maintenance jobs,
+schedules and database of the server owner.`,
+		Example: `  # Sync App Store ratings and wait for the result
+  owlmetry ratings sync --project-id 1a2b3c4d-0000-4000-8000-000000000001 --wait
+
+  # Run the whole system on this machine
+  owlmetry dev`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	cmdutil.MakeGroup(root)
+	groupRun := root.RunE
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if showVersion {
+			_, err := fmt.Fprintln(f.IOStreams.Out, build.Current().Version)
+			return err
+		}
+		return groupRun(cmd, args)
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorWrap(err) })
+	root.SetHelpCommandGroupID(groupOther)
+	root.SetCompletionCommandGroupID(groupOther)
+	root.CompletionOptions.HiddenDefaultCmd = true
+
+	pf := root.PersistentFlags()
+	g := f.Flags
+	pf.StringVar(&g.Format, "format", "", "output format: table or json (default table)")
+	pf.StringVar(&g.Endpoint, "endpoint", "", "API base URL")
+	pf.StringVar(&g.APIKey, "api-key", "", "API key (prefer OWLMETRY_API_KEY or auth login)")
+	pf.StringVar(&g.Team, "team", "", "team profile to use: id, slug or name")
+	pf.StringVar(&g.Config, "config", "", "config file (default ~/.owlmetry/config.json)")
+	pf.StringVar(&g.IngestEndpoint, "ingest-endpoint", "", "SDK ingest URL, stored by auth login")
+	pf.BoolVar(&g.NoColor, "no-color", false, "disable colour")
+	pf.DurationVar(&g.RequestTimeout, "request-timeout", 30*time.Second, "timeout of each API request")
+	pf.BoolVar(&g.Debug, "debug", false, "log requests and statements on stderr")
+	root.Flags().BoolVarP(&showVersion, "version", "V", false, "print the version")
+
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		f.IOStreams.SetNoColor(g.NoColor)
+		if !cmd.Flags().Changed("request-timeout") {
+			if v := f.Getenv("OWLMETRY_REQUEST_TIMEOUT"); v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 {
+					return cmdutil.FlagErrorf("invalid OWLMETRY_REQUEST_TIMEOUT %q: a positive duration such as 30s", v)
+				}
+				g.RequestTimeout = d
+			}
+		} else if g.RequestTimeout <= 0 {
+			return cmdutil.FlagErrorf("--request-timeout must be positive")
+		}
+		if v := f.Getenv("OWLMETRY_DEBUG"); v == "1" {
+			g.Debug = true
+		}
+		_, err := f.Format()
+		return err
+	}
+
+	root.AddGroup(
+		&cobra.Group{ID: groupJobs, Title: "Job commands:"},
+		&cobra.Group{ID: groupAccount, Title: "Account commands:"},
+		&cobra.Group{ID: groupOwner, Title: "Server-owner commands:"},
+		&cobra.Group{ID: groupOther, Title: "Other commands:"},
+	)
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
+		}
+	}
+	add(groupOwner, migratecmd.NewCmdMigrate(f, nil))
+	add(groupOther, versioncmd.NewCmdVersion(f, nil))
+	for _, topic := range helpTopics(f) {
+		root.AddCommand(topic)
+	}
+	return root
+}

@@ -1,0 +1,328 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EventParents are the three monthly-partitioned event tables (schema.md §10).
+var EventParents = []string{"events", "metric_events", "funnel_events"}
+
+// PartitionsAhead is how many months after the current UTC month must exist.
+const PartitionsAhead = 2
+
+// PartitionNamePattern matches the only child names owlmetry ever creates, alters or
+// drops (schema.md §10.2).
+var PartitionNamePattern = regexp.MustCompile(`^(events|metric_events|funnel_events)_([0-9]{4})_(0[1-9]|1[0-2])$`)
+
+type partitionIndex struct {
+	suffix  string
+	columns string
+	where   string
+}
+
+// partitionIndexes are the per-child indexes of schema.md §10.3.
+var partitionIndexes = map[string][]partitionIndex{
+	"events": {
+		{"app_ts_idx", `(app_id, "timestamp")`, ""},
+		{"app_level_ts_idx", `(app_id, level, "timestamp")`, ""},
+		{"app_user_ts_idx", `(app_id, user_id, "timestamp")`, ""},
+		{"app_screen_name_ts_idx", `(app_id, screen_name, "timestamp")`, ""},
+		{"client_eid_idx", `(app_id, client_event_id)`, ""},
+		{"app_session_ts_idx", `(app_id, session_id, "timestamp")`, ""},
+		{"app_dev_ts_idx", `(app_id, is_dev, "timestamp")`, ""},
+		{"err_recv_idx", `(received_at, id)`, `level = 'error'`},
+	},
+	"metric_events": {
+		{"app_slug_ts_idx", `(app_id, metric_slug, "timestamp")`, ""},
+		{"app_slug_phase_ts_idx", `(app_id, metric_slug, phase, "timestamp")`, ""},
+		{"app_tracking_id_idx", `(app_id, tracking_id)`, ""},
+		{"app_client_eid_idx", `(app_id, client_event_id)`, ""},
+	},
+	"funnel_events": {
+		{"app_step_ts_idx", `(app_id, step_name, "timestamp")`, ""},
+		{"app_user_ts_idx", `(app_id, user_id, "timestamp")`, ""},
+		{"app_step_user_ts_idx", `(app_id, step_name, user_id, "timestamp")`, ""},
+		{"app_client_eid_idx", `(app_id, client_event_id)`, ""},
+	},
+}
+
+// MonthStart returns 00:00 UTC on the first day of t's UTC month.
+func MonthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// PartitionName is the child of parent that holds the UTC month starting at month.
+func PartitionName(parent string, month time.Time) string {
+	return fmt.Sprintf("%s_%04d_%02d", parent, month.Year(), int(month.Month()))
+}
+
+// PartitionSpan parses a child name into its UTC month span [from, to).
+func PartitionSpan(name string) (parent string, from, to time.Time, ok bool) {
+	m := PartitionNamePattern.FindStringSubmatch(name)
+	if m == nil {
+		return "", time.Time{}, time.Time{}, false
+	}
+	var y, mo int
+	fmt.Sscanf(m[2], "%d", &y)  //nolint:errcheck // the pattern guarantees digits
+	fmt.Sscanf(m[3], "%d", &mo) //nolint:errcheck
+	from = time.Date(y, time.Month(mo), 1, 0, 0, 0, 0, time.UTC)
+	return m[1], from, from.AddDate(0, 1, 0), true
+}
+
+// utcLiteral writes an instant as an explicit UTC timestamptz literal, so bounds never
+// depend on the session time zone.
+func utcLiteral(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05") + "+00"
+}
+
+// Child is an attached partition with its actual bounds.
+type Child struct {
+	Name string
+	From time.Time
+	To   time.Time
+}
+
+// Children lists the attached range children of parent with their bounds, read back as
+// instants whatever time zone the bounds were written in. Children with MINVALUE or
+// MAXVALUE bounds are left out.
+func Children(ctx context.Context, q DBTX, parent string) ([]Child, error) {
+	rows, err := q.Query(ctx, `
+		SELECT c.relname, b[1]::timestamptz, b[2]::timestamptz
+		  FROM pg_inherits i
+		  JOIN pg_class c ON c.oid = i.inhrelid
+		  CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+		        'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') AS b
+		 WHERE i.inhparent = to_regclass($1)
+		 ORDER BY 2`, parent)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Child, error) {
+		var c Child
+		err := r.Scan(&c.Name, &c.From, &c.To)
+		c.From, c.To = c.From.UTC(), c.To.UTC()
+		return c, err
+	})
+}
+
+// PartitionOptions hook the routine into a job run.
+type PartitionOptions struct {
+	// Progress is called after each ensured partition with (done, total, name).
+	Progress func(done, total int, name string)
+	// Stop is checked between partitions; true ends the routine early with what it did.
+	Stop func() bool
+	// RetryWait sleeps between DDL lock-timeout retries. Defaults to a context-aware sleep.
+	RetryWait func(ctx context.Context, d time.Duration) error
+}
+
+// PartitionReport is what EnsurePartitions found and did (jobs.md §7.7).
+type PartitionReport struct {
+	// Parents maps each parent to whether it exists and is partitioned.
+	Parents map[string]bool
+	// Created lists the children created by this call.
+	Created []string
+	// IndexesCreated counts the per-child indexes created.
+	IndexesCreated int
+	// Mismatched lists children whose bounds differ from their UTC month.
+	Mismatched []string
+	// Stopped is true when Stop ended the routine early.
+	Stopped bool
+}
+
+// Beginner is a DBTX that can open a transaction (a pool, a connection or a transaction).
+type Beginner interface {
+	DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// EnsurePartitions makes sure every partitioned event parent has children for the UTC
+// month of t0 and the next PartitionsAhead months, each with its indexes (jobs.md §7.3
+// steps 1–3 and 5). Bounds are explicit UTC literals; a child that another tool created
+// with other bounds is left alone and reported, and a new child that would overlap such a
+// neighbour abuts it instead. Running it twice is a no-op. The coverage check fails with
+// "missing partition <name>" when a month is still not covered.
+func EnsurePartitions(ctx context.Context, c Beginner, t0 time.Time, o PartitionOptions) (PartitionReport, error) {
+	if o.RetryWait == nil {
+		o.RetryWait = sleepCtx
+	}
+	report := PartitionReport{Parents: map[string]bool{}}
+	m0 := MonthStart(t0)
+	total := len(EventParents) * (PartitionsAhead + 1)
+	done := 0
+	for _, parent := range EventParents {
+		var kind string
+		err := c.QueryRow(ctx, `SELECT COALESCE((SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)), '')`, parent).Scan(&kind)
+		if err != nil {
+			return report, err
+		}
+		if kind != "p" {
+			report.Parents[parent] = false
+			done += PartitionsAhead + 1
+			continue
+		}
+		report.Parents[parent] = true
+		for i := 0; i <= PartitionsAhead; i++ {
+			if o.Stop != nil && o.Stop() {
+				report.Stopped = true
+				return report, nil
+			}
+			month := m0.AddDate(0, i, 0)
+			if err := ensureChild(ctx, c, parent, month, &report, o); err != nil {
+				return report, err
+			}
+			done++
+			if o.Progress != nil {
+				o.Progress(done, total, "ensured "+PartitionName(parent, month))
+			}
+		}
+	}
+	for _, parent := range EventParents {
+		if !report.Parents[parent] {
+			continue
+		}
+		if err := checkCoverage(ctx, c, parent, m0, m0.AddDate(0, PartitionsAhead+1, 0)); err != nil {
+			return report, err
+		}
+	}
+	return report, nil
+}
+
+func ensureChild(ctx context.Context, c Beginner, parent string, month time.Time, report *PartitionReport, o PartitionOptions) error {
+	name := PartitionName(parent, month)
+	from, to := month, month.AddDate(0, 1, 0)
+	children, err := Children(ctx, c, parent)
+	if err != nil {
+		return err
+	}
+	var exists bool
+	if err := c.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{name}.Sanitize()).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		for _, ch := range children {
+			if ch.Name == name && (!ch.From.Equal(from) || !ch.To.Equal(to)) {
+				report.Mismatched = append(report.Mismatched, name)
+			}
+		}
+	} else {
+		// Children made in another time zone can overlap our UTC month by up to 14 h:
+		// abut their actual bounds instead of failing the whole routine.
+		adjusted := false
+		for _, ch := range children {
+			if ch.From.Before(to) && ch.To.After(from) {
+				adjusted = true
+				if !ch.From.After(from) {
+					from = ch.To
+				} else {
+					to = ch.From
+				}
+			}
+		}
+		if adjusted {
+			report.Mismatched = append(report.Mismatched, name)
+		}
+		if !from.Before(to) {
+			return nil // neighbours already cover the month
+		}
+		ddl := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
+			pgx.Identifier{name}.Sanitize(), pgx.Identifier{parent}.Sanitize(), utcLiteral(from), utcLiteral(to))
+		created, err := runDDL(ctx, c, ddl, o)
+		if err != nil {
+			return fmt.Errorf("create partition %s: %w", name, err)
+		}
+		if created {
+			report.Created = append(report.Created, name)
+		}
+	}
+	for _, ix := range partitionIndexes[parent] {
+		ixName := name + "_" + ix.suffix
+		var has bool
+		if err := c.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{ixName}.Sanitize()).Scan(&has); err != nil {
+			return err
+		}
+		if has {
+			continue
+		}
+		ddl := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s %s`, pgx.Identifier{ixName}.Sanitize(), pgx.Identifier{name}.Sanitize(), ix.columns)
+		if ix.where != "" {
+			ddl += " WHERE " + ix.where
+		}
+		created, err := runDDL(ctx, c, ddl, o)
+		if err != nil {
+			return fmt.Errorf("create index %s: %w", ixName, err)
+		}
+		if created {
+			report.IndexesCreated++
+		}
+	}
+	return nil
+}
+
+// runDDL runs one DDL statement in its own transaction under the DDL timeouts of
+// jobs.md §3.4.3, retrying a lock timeout after 1, 2 and 4 s. It reports false when the
+// object already existed (42P07 or an IF NOT EXISTS notice).
+func runDDL(ctx context.Context, c Beginner, ddl string, o PartitionOptions) (bool, error) {
+	waits := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	for attempt := 0; ; attempt++ {
+		created := true
+		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '60s'`); err != nil {
+				return err
+			}
+			tag, err := tx.Exec(ctx, ddl)
+			if err != nil {
+				return err
+			}
+			_ = tag
+			return nil
+		})
+		switch {
+		case err == nil:
+			return created, nil
+		case SQLState(err) == "42P07":
+			return false, nil
+		case SQLState(err) == "55P03" && attempt < len(waits):
+			if werr := o.RetryWait(ctx, waits[attempt]); werr != nil {
+				return false, werr
+			}
+		default:
+			return false, err
+		}
+	}
+}
+
+func checkCoverage(ctx context.Context, q DBTX, parent string, from, to time.Time) error {
+	children, err := Children(ctx, q, parent)
+	if err != nil {
+		return err
+	}
+	sort.Slice(children, func(i, j int) bool { return children[i].From.Before(children[j].From) })
+	cursor := from
+	for _, ch := range children {
+		if ch.To.After(cursor) && !ch.From.After(cursor) {
+			cursor = ch.To
+		}
+		if !cursor.Before(to) {
+			return nil
+		}
+	}
+	return fmt.Errorf("missing partition %s", PartitionName(parent, MonthStart(cursor)))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
