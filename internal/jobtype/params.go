@@ -160,3 +160,31 @@ func sortedKeys(m map[string]any) []string {
 	}
 	return keys
 }
+
+// CoerceStoredParams re-checks a stored params object when a handler starts (engine.md
+// §2.3, last paragraph): every key must be declared for the type, whatever entry point
+// wrote it, and every value must still have its declared type. Another tool may have
+// written the row, so nothing is assumed.
+func CoerceStoredParams(t Type, raw map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(raw))
+	for _, key := range sortedKeys(raw) {
+		p, ok := t.Param(key)
+		if !ok {
+			return nil, &UnknownParamError{Key: key, JobType: t.Name, Allowed: paramNames(t.Params)}
+		}
+		v, err := coerce(p, raw[key])
+		if err != nil {
+			return nil, err
+		}
+		out[key] = v
+	}
+	return out, nil
+}
+
+func paramNames(ps []Param) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
+}

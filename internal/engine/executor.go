@@ -1,0 +1,476 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/owlmetry/owlmetry/internal/apitype"
+	"github.com/owlmetry/owlmetry/internal/db"
+	"github.com/owlmetry/owlmetry/internal/jobtype"
+	"github.com/owlmetry/owlmetry/internal/notify"
+)
+
+// Error texts the engine writes (engine.md §6.4, §11).
+const (
+	ErrTextRestarted     = "Server restarted during execution"
+	ErrTextNoStopRequest = "handler stopped without a stop request"
+	ErrTextLostFromQueue = "Job was lost from the queue"
+	ErrTextInterrupted   = "interrupted by operator"
+)
+
+// maxResultBytes caps a stored result (engine.md §6.5).
+const maxResultBytes = 1 << 20
+
+// activeRun is a run this process owns and executes.
+type activeRun struct {
+	run       *Run
+	rec       RunRecord
+	cancel    context.CancelCauseFunc
+	progress  *progressReporter
+	leaseLost atomic.Bool
+}
+
+// stop cancels the handler's context with a reason. The first reason is the one that
+// decides the final status.
+func (a *activeRun) stop(reason StopReason) {
+	a.run.setStop(reason)
+	a.cancel(fmt.Errorf("run stopped: %s", reason))
+}
+
+func (a *activeRun) loseLease() {
+	a.leaseLost.Store(true)
+	a.stop(StopLeaseLost)
+}
+
+func (e *Engine) register(a *activeRun) {
+	e.mu.Lock()
+	e.active[a.rec.ID] = a
+	e.mu.Unlock()
+}
+
+func (e *Engine) unregister(a *activeRun) {
+	e.mu.Lock()
+	delete(e.active, a.rec.ID)
+	e.mu.Unlock()
+}
+
+func (e *Engine) ownedIDs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ids := make([]string, 0, len(e.active))
+	for id := range e.active {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (e *Engine) lookupActive(id string) *activeRun {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.active[id]
+}
+
+func (e *Engine) deliverCancel(id string) {
+	if a := e.lookupActive(id); a != nil {
+		a.stop(StopCancelRequested)
+	}
+}
+
+// ActiveRuns returns the ids of the runs this process executes now.
+func (e *Engine) ActiveRuns() []string { return e.ownedIDs() }
+
+var errNotClaimable = errors.New("run is no longer pending")
+
+// claim moves a pending run to running for this instance (T3, engine.md §6.1), retrying
+// database errors after 100 ms, 500 ms and 2 s.
+func (e *Engine) claim(ctx context.Context, runID string) (RunRecord, error) {
+	waits := []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
+	for attempt := 0; ; attempt++ {
+		rec, err := ScanRun(e.pool.QueryRow(ctx, `
+			UPDATE job_runs
+			   SET status = 'running', started_at = now(), heartbeat_at = now(),
+			       owner_node = $2, owner_instance = $3
+			 WHERE id = $1 AND status = 'pending' AND cancel_requested_at IS NULL
+			RETURNING `+RunColumns, runID, e.nodeID, e.instance))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return rec, errNotClaimable
+		}
+		if err == nil || attempt >= len(waits) {
+			return rec, err
+		}
+		select {
+		case <-ctx.Done():
+			return rec, err
+		case <-time.After(waits[attempt]):
+		}
+	}
+}
+
+// runWorker is the River worker of every handler kind.
+type runWorker struct {
+	river.WorkerDefaults[runArgs]
+	e *Engine
+}
+
+func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
+	rec, err := w.e.claim(ctx, job.Args.RunID)
+	if errors.Is(err, errNotClaimable) {
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return fmt.Errorf("claim run %s: %w", job.Args.RunID, err)
+	}
+	out := w.e.execute(ctx, rec, job)
+	switch {
+	case !out.written:
+		return river.JobCancel(errors.New("run finalized elsewhere"))
+	case out.rec.Status == apitype.StatusCompleted:
+		return nil
+	case out.rec.Status == apitype.StatusCancelled, out.stop == StopShutdown:
+		return river.JobCancel(errors.New(strOr(out.rec.Error, "cancelled")))
+	default:
+		// A plain error: with MaxAttempts 1 River discards the job. Never ctx.Err(),
+		// which would put the job back to available on StopAndCancel (§18.7 #8).
+		return errors.New(strOr(out.rec.Error, "failed"))
+	}
+}
+
+func strOr(s *string, def string) string {
+	if s == nil {
+		return def
+	}
+	return *s
+}
+
+// execOutcome is how execute ended.
+type execOutcome struct {
+	rec     RunRecord
+	written bool
+	stop    StopReason
+}
+
+// execute runs the handler of a claimed run and finalises it (engine.md §6). parent is
+// River's work context for queue runs: its cancellation means a remote cancel or a
+// forced shutdown, never a direct cancellation of the handler, so the stop reason is
+// always known. rj is nil for local runs.
+func (e *Engine) execute(parent context.Context, rec RunRecord, rj *river.Job[runArgs]) execOutcome {
+	start := e.now()
+	log := e.runLogger(rec)
+	log.Info("run started", "owner_node", e.nodeID)
+
+	hctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	defer cancel(nil)
+	run := &Run{
+		ID: rec.ID, JobType: rec.JobType, TeamID: rec.TeamID, ProjectID: rec.ProjectID,
+		TriggeredBy: rec.TriggeredBy, Log: log, DB: e.pool, Now: e.now,
+	}
+	a := &activeRun{run: run, rec: rec, cancel: cancel}
+	a.progress = newProgressReporter(e.cfg.ProgressInterval, func(ctx context.Context, p *apitype.Progress) error {
+		return e.writeProgress(ctx, a, p)
+	})
+	run.Progress = a.progress
+	e.register(a)
+	defer e.unregister(a)
+
+	stopWatch := context.AfterFunc(parent, func() {
+		if errors.Is(context.Cause(parent), river.ErrJobCancelledRemotely) {
+			a.stop(StopCancelRequested)
+		} else {
+			a.stop(StopShutdown)
+		}
+	})
+	defer stopWatch()
+	maxRun := e.cfg.MaxRunTimeOf(rec.JobType)
+	deadline := time.AfterFunc(maxRun, func() { a.stop(StopDeadline) })
+	defer deadline.Stop()
+
+	// A cancel that committed between the claim and the registration above sent its
+	// notification to nobody; read it once now.
+	var requested bool
+	if err := e.ctrl.QueryRow(hctx, `SELECT cancel_requested_at IS NOT NULL FROM job_runs WHERE id = $1`, rec.ID).Scan(&requested); err == nil && requested {
+		a.stop(StopCancelRequested)
+	}
+
+	var (
+		res     Result
+		herr    error
+		panicky bool
+	)
+	t := jobtype.MustLookup(rec.JobType)
+	params, perr := jobtype.CoerceStoredParams(t, rec.Params)
+	h, hasHandler := e.cfg.Handlers[rec.JobType]
+	switch {
+	case perr != nil:
+		herr = fmt.Errorf("invalid params: %w", perr)
+	case !hasHandler:
+		herr = &NoHandlerError{JobType: rec.JobType}
+	default:
+		run.Params = params
+		res, herr, panicky = safeRun(hctx, h, run, log)
+	}
+	last := a.progress.close()
+	reason := run.StopReason()
+
+	out := execOutcome{stop: reason}
+	if a.leaseLost.Load() {
+		log.Warn("run lease lost; leaving its record to whoever took it over")
+		return out
+	}
+	fin := decide(res, herr, panicky, reason, maxRun)
+	fin.progress = finalProgress(last, fin.status)
+	out.rec, out.written = e.finalize(parent, a, fin, rj)
+	if out.written {
+		e.observeFinished(out.rec, start, log)
+	}
+	return out
+}
+
+func (e *Engine) runLogger(rec RunRecord) *slog.Logger {
+	attrs := []any{"run_id", rec.ID, "job_type", rec.JobType}
+	if rec.TeamID != nil {
+		attrs = append(attrs, "team_id", *rec.TeamID)
+	}
+	if rec.ProjectID != nil {
+		attrs = append(attrs, "project_id", *rec.ProjectID)
+	}
+	return e.log.With(attrs...)
+}
+
+// safeRun calls the handler, turning a panic into a failure (stack logged, never stored).
+func safeRun(ctx context.Context, h Handler, run *Run, log *slog.Logger) (res Result, err error, panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			res, err, panicked = nil, &panicError{value: v}, true
+		}
+	}()
+	res, err = h.Run(ctx, run)
+	return res, err, false
+}
+
+// finalState is what a finished handler leads to.
+type finalState struct {
+	status   apitype.Status
+	result   Result
+	errText  *string
+	progress *apitype.Progress
+}
+
+// decide applies the final-status table of engine.md §6.4.
+func decide(res Result, err error, panicked bool, reason StopReason, maxRun time.Duration) finalState {
+	failed := func(msg string, partial Result) finalState {
+		m := truncateError(msg)
+		return finalState{status: apitype.StatusFailed, errText: &m, result: partial}
+	}
+	if err == nil {
+		return finalState{status: apitype.StatusCompleted, result: res}
+	}
+	if panicked {
+		return failed(err.Error(), nil)
+	}
+	partial, stopped := IsStopped(err)
+	if reason == StopDeadline {
+		return failed(fmt.Sprintf("Job exceeded its maximum run time of %s", maxRun), partial)
+	}
+	if !stopped {
+		return failed(err.Error(), nil)
+	}
+	switch reason {
+	case StopCancelRequested:
+		return finalState{status: apitype.StatusCancelled, result: partial}
+	case StopShutdown:
+		return failed(ErrTextRestarted, partial)
+	case StopInterrupted:
+		return failed(ErrTextInterrupted, partial)
+	default:
+		return failed(ErrTextNoStopRequest, partial)
+	}
+}
+
+// truncateError cuts an error text to 1,000 characters with a trailing ellipsis.
+func truncateError(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= 1000 {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:999]) + "…"
+}
+
+// finalize writes the terminal transition (T5/T6/T7) guarded by the lease, enqueues the
+// notifications, and for a completed queue run completes its River job, all in one
+// transaction (engine.md §6.6). Transient database errors retry with backoff for up to
+// StaleAfter; the outcome never changes between attempts.
+func (e *Engine) finalize(parent context.Context, a *activeRun, fin finalState, rj *river.Job[runArgs]) (RunRecord, bool) {
+	resultJSON, err := marshalResult(fin.result)
+	if err != nil {
+		m := truncateError(err.Error())
+		fin = finalState{status: apitype.StatusFailed, errText: &m, progress: fin.progress}
+		resultJSON = nil
+	}
+	progressJSON, _ := marshalNullable(fin.progress)
+	// River's client lives in the work context's values; JobCompleteTx needs it.
+	base := context.WithoutCancel(parent)
+	backoff := 500 * time.Millisecond
+	deadline := time.Now().Add(e.cfg.StaleAfter)
+	for {
+		if a.leaseLost.Load() {
+			return RunRecord{}, false
+		}
+		ctx, cancel := context.WithTimeout(base, 30*time.Second)
+		rec, written, err := e.finalizeTx(ctx, a, fin, resultJSON, progressJSON, rj)
+		cancel()
+		if err == nil {
+			return rec, written
+		}
+		if !isTransient(err) || time.Now().After(deadline) {
+			e.log.Error("finalize run", "run_id", a.rec.ID, "error", err)
+			return RunRecord{}, false
+		}
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (e *Engine) finalizeTx(ctx context.Context, a *activeRun, fin finalState, resultJSON, progressJSON []byte, rj *river.Job[runArgs]) (RunRecord, bool, error) {
+	var rec RunRecord
+	written := false
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		var err error
+		rec, err = ScanRun(tx.QueryRow(ctx, `
+			UPDATE job_runs
+			   SET status = $3, result = $4, error = $5, progress = $6, completed_at = now()
+			 WHERE id = $1 AND status = 'running' AND owner_instance = $2
+			RETURNING `+RunColumns, a.rec.ID, e.instance, string(fin.status), resultJSON, fin.errText, progressJSON))
+		if errors.Is(err, pgx.ErrNoRows) {
+			e.log.Warn("run finalized elsewhere", "run_id", a.rec.ID)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := e.notifyFinished(ctx, tx, rec); err != nil {
+			return err
+		}
+		if rj != nil && fin.status == apitype.StatusCompleted {
+			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, rj); err != nil {
+				return fmt.Errorf("complete river job: %w", err)
+			}
+		}
+		written = true
+		return nil
+	})
+	return rec, written, err
+}
+
+// notifyFinished hands a terminal run to the notifier inside its transaction (§14.1).
+func (e *Engine) notifyFinished(ctx context.Context, tx pgx.Tx, rec RunRecord) error {
+	if e.cfg.Notifier == nil {
+		return nil
+	}
+	return e.cfg.Notifier.RunFinished(ctx, tx, e.river, notify.FinishedRun{
+		ID: rec.ID, JobType: rec.JobType, Status: string(rec.Status), TeamID: rec.TeamID, ProjectID: rec.ProjectID,
+		TriggeredBy: rec.TriggeredBy, Notify: rec.Notify, Result: rec.Result, Error: rec.Error,
+		StartedAt: rec.StartedAt, CompletedAt: *rec.CompletedAt,
+	})
+}
+
+func (e *Engine) observeFinished(rec RunRecord, start time.Time, log *slog.Logger) {
+	status := string(rec.Status)
+	e.metrics.RunsFinished.WithLabelValues(rec.JobType, status).Inc()
+	d := e.now().Sub(start)
+	if rec.StartedAt != nil && rec.CompletedAt != nil {
+		d = rec.CompletedAt.Sub(*rec.StartedAt)
+	}
+	e.metrics.RunDuration.WithLabelValues(rec.JobType, status).Observe(d.Seconds())
+	aborted := rec.Aborted()
+	if aborted {
+		e.metrics.RunsAborted.WithLabelValues(rec.JobType).Inc()
+	}
+	attrs := []any{"status", status, "duration_ms", d.Milliseconds(), "aborted", aborted}
+	if rec.Error != nil {
+		attrs = append(attrs, "error", *rec.Error)
+	}
+	if rec.Status == apitype.StatusFailed || aborted {
+		log.Warn("run finished", attrs...)
+	} else {
+		log.Info("run finished", attrs...)
+	}
+}
+
+func marshalResult(r Result) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("result is not JSON: %w", err)
+	}
+	if len(b) > maxResultBytes {
+		return nil, fmt.Errorf("result too large (%d bytes)", len(b))
+	}
+	return b, nil
+}
+
+func marshalNullable(v any) ([]byte, error) {
+	switch x := v.(type) {
+	case *apitype.Progress:
+		if x == nil {
+			return nil, nil
+		}
+	}
+	return json.Marshal(v)
+}
+
+// writeProgress persists one progress value under the lease (engine.md §7.2); zero rows
+// means the lease is lost.
+func (e *Engine) writeProgress(ctx context.Context, a *activeRun, p *apitype.Progress) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	tag, err := e.ctrl.Exec(ctx, `UPDATE job_runs SET progress = $3, heartbeat_at = now()
+		WHERE id = $1 AND status = 'running' AND owner_instance = $2`, a.rec.ID, e.instance, b)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		a.loseLease()
+		return errLeaseLost
+	}
+	e.metrics.ProgressWrites.Inc()
+	return nil
+}
+
+var errLeaseLost = errors.New("lease lost")
+
+// isTransient reports database errors worth retrying: connection failures, serialization
+// failures, deadlocks, shutdowns. Constraint, data and syntax errors are not.
+func isTransient(err error) bool {
+	code := db.SQLState(err)
+	if code == "" {
+		return !errors.Is(err, context.Canceled)
+	}
+	switch code[:2] {
+	case "08", "40", "53", "57":
+		return true
+	}
+	return false
+}
+
+// NoHandlerError is a job type this build cannot execute.
+type NoHandlerError struct{ JobType string }
+
+func (e *NoHandlerError) Error() string { return e.JobType + " has no handler in this build" }
