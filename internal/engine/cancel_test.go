@@ -33,11 +33,6 @@ func TestCancelFromAnotherInstance(t *testing.T) {
 	require.Equal(t, apitype.StatusRunning, got.Status)
 	require.NotNil(t, got.CancelRequestedAt)
 
-	// Idempotent while the request is pending.
-	_, outcome, err = other.Cancel(ctx, rec.ID, "manual:user:someone-else")
-	require.NoError(t, err)
-	require.Equal(t, engine.CancelRequested, outcome)
-
 	done := waitRun(t, worker, rec.ID, terminal)
 	require.Equal(t, apitype.StatusCancelled, done.Status)
 	require.Equal(t, int32(engine.StopCancelRequested), b.sawStop.Load())
@@ -95,6 +90,11 @@ func TestLateCancelStillCompletes(t *testing.T) {
 	b.waitStarted(t)
 	_, _, err := e.Cancel(ctx, rec.ID, "manual:cli:me@host")
 	require.NoError(t, err)
+	// Idempotent while the run is still running: the first actor is kept.
+	again, outcome, err := e.Cancel(ctx, rec.ID, "manual:cli:someone-else@host")
+	require.NoError(t, err)
+	require.Equal(t, engine.CancelRequested, outcome)
+	require.Equal(t, "manual:cli:me@host", *again.CancelRequestedBy)
 	close(b.release)
 	done := waitRun(t, e, rec.ID, terminal)
 	require.Equal(t, apitype.StatusCompleted, done.Status)
