@@ -89,7 +89,7 @@ type Kit struct {
 
 	arrivalsMu sync.Mutex
 	arrivals   int64
-	arrivedCh  chan struct{} // closed and replaced on every arrival
+	changed    chan struct{} // closed and replaced on every arrival and journal entry
 }
 
 // New builds a Kit. Vendor and Backend are required.
@@ -116,7 +116,7 @@ func New(opts Options) *Kit {
 		journal:    newJournal(opts.JournalSize),
 		rng:        rand.New(rand.NewPCG(opts.RandSeed, opts.RandSeed^0x9e3779b97f4a7c15)),
 		publicBase: strings.TrimRight(opts.PublicBaseURL, "/"),
-		arrivedCh:  make(chan struct{}),
+		changed:    make(chan struct{}),
 	}
 	k.routeControl()
 	return k
@@ -183,11 +183,22 @@ func (k *Kit) Arrivals() int64 {
 // the Kit's creation) or ctx ends. Tests use it to act while a request is in flight —
 // held by a delay fault, say — instead of sleeping.
 func (k *Kit) WaitArrivals(ctx context.Context, n int64) error {
+	return k.waitFor(ctx, func() bool { return k.arrivals >= n })
+}
+
+// WaitRecorded blocks until the journal's latest sequence number is at least seq or ctx
+// ends: a request that finished in an unusual way (a dropped connection, a client that
+// left) is journaled after the client has already seen the outcome.
+func (k *Kit) WaitRecorded(ctx context.Context, seq int64) error {
+	return k.waitFor(ctx, func() bool { return k.journal.lastSeq() >= seq })
+}
+
+func (k *Kit) waitFor(ctx context.Context, cond func() bool) error {
 	for {
 		k.arrivalsMu.Lock()
-		got, ch := k.arrivals, k.arrivedCh
+		ok, ch := cond(), k.changed
 		k.arrivalsMu.Unlock()
-		if got >= n {
+		if ok {
 			return nil
 		}
 		select {
@@ -198,12 +209,17 @@ func (k *Kit) WaitArrivals(ctx context.Context, n int64) error {
 	}
 }
 
+// notifyLocked wakes every waiter; it runs under arrivalsMu.
+func (k *Kit) notifyLocked() {
+	close(k.changed)
+	k.changed = make(chan struct{})
+}
+
 func (k *Kit) noteArrival() {
 	k.arrivalsMu.Lock()
 	defer k.arrivalsMu.Unlock()
 	k.arrivals++
-	close(k.arrivedCh)
-	k.arrivedCh = make(chan struct{})
+	k.notifyLocked()
 }
 
 // ServeHTTP serves the control API under ControlPrefix and every other path through the
@@ -305,6 +321,9 @@ func (k *Kit) serveVendor(w http.ResponseWriter, r *http.Request) {
 func (k *Kit) finish(e *Entry, started time.Time) {
 	e.Duration = Duration(time.Since(started))
 	k.journal.add(*e)
+	k.arrivalsMu.Lock()
+	k.notifyLocked()
+	k.arrivalsMu.Unlock()
 }
 
 func (k *Kit) writeFaultStatus(rec *recorder, a FaultAction) {
