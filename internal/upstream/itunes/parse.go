@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -51,7 +52,7 @@ func parseLookup(body []byte) (*App, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("decode lookup response: %w", err)
 	}
-	if _, err := dec.Token(); err == nil {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("decode lookup response: data after the JSON object")
 	}
 	if len(doc.Results) == 0 || string(doc.Results) == "null" {
