@@ -21,7 +21,7 @@
 //  2. evaluates the fault rules in insertion order (§7.5) — delays, synthetic statuses,
 //     dropped connections, truncated or malformed bodies,
 //  3. otherwise calls the vendor handler, which authenticates, rate-limits and routes
-//     (§7.6) using the Kit's Clock and, for rate limits, a TokenBucket,
+//     (§7.6) using the Kit's Clock and a TokenBucket, FixedWindow or RollingWindow,
 //  4. records the exchange in the request journal (§7.4), which tests read with
 //     Requests.
 //
