@@ -85,18 +85,19 @@ func (e *UnknownTypeError) Error() string { return jobtype.InvalidTypeMessage(e.
 // *apitype.ConflictError naming that run; a cron entry returns *SkippedError instead
 // when any run of the type is active.
 func (e *Engine) Enqueue(ctx context.Context, req EnqueueRequest) (RunRecord, error) {
-	var rec RunRecord
-	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-		var err error
-		rec, err = e.EnqueueTx(ctx, tx, req)
-		return err
-	})
-	return rec, err
+	return e.enqueue(ctx, nil, req)
 }
 
 // EnqueueTx is Enqueue inside the caller's transaction, on a savepoint: a conflict rolls
 // back only this run, so /ads/sync can create its two runs atomically.
 func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req EnqueueRequest) (RunRecord, error) {
+	return e.enqueue(ctx, tx, req)
+}
+
+// enqueue validates and inserts. With outer set it works on savepoints of the caller's
+// transaction; without, each attempt is its own transaction, which saves the savepoint
+// round trips on the hot path.
+func (e *Engine) enqueue(ctx context.Context, outer pgx.Tx, req EnqueueRequest) (RunRecord, error) {
 	t, ok := jobtype.Lookup(req.JobType)
 	if !ok {
 		return RunRecord{}, &UnknownTypeError{JobType: req.JobType}
@@ -113,7 +114,11 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req EnqueueRequest) (
 	if len(req.TriggeredBy) > 100 {
 		req.TriggeredBy = req.TriggeredBy[:100]
 	}
-	params, err := e.validateParams(ctx, tx, t, &req)
+	var q dbQuerier = e.pool
+	if outer != nil {
+		q = outer
+	}
+	params, err := e.validateParams(ctx, q, t, &req)
 	if err != nil {
 		return RunRecord{}, err
 	}
@@ -123,7 +128,7 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req EnqueueRequest) (
 	}
 
 	for attempt := 0; ; attempt++ {
-		rec, conflictID, err := e.insertRun(ctx, tx, t, req, paramsJSON)
+		rec, conflictID, err := e.insertRun(ctx, outer, t, req, paramsJSON)
 		if err != nil {
 			return RunRecord{}, err
 		}
@@ -151,7 +156,7 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req EnqueueRequest) (
 }
 
 // validateParams applies engine.md §2.3 and resolves the run's project and team.
-func (e *Engine) validateParams(ctx context.Context, tx pgx.Tx, t jobtype.Type, req *EnqueueRequest) (map[string]any, error) {
+func (e *Engine) validateParams(ctx context.Context, tx dbQuerier, t jobtype.Type, req *EnqueueRequest) (map[string]any, error) {
 	raw := make(map[string]any, len(req.Params)+1)
 	for k, v := range req.Params {
 		raw[k] = v
@@ -218,25 +223,39 @@ func declaresAt(t jobtype.Type, e jobtype.EntryPoint, name string) bool {
 	return ok && p.AllowedAt(e)
 }
 
-// insertRun performs steps 2–6 of engine.md §5.3 once. It returns the run, or the id of
-// the conflicting active run ("-" when the conflict vanished before it could be read).
+// dbQuerier is a pool or a transaction.
+type dbQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// insertRun performs steps 2–6 of engine.md §5.3 once, in a savepoint of outer or, when
+// outer is nil, in a transaction of its own. It returns the run, or the id of the
+// conflicting active run ("-" when the conflict vanished before it could be read).
 func (e *Engine) insertRun(ctx context.Context, outer pgx.Tx, t jobtype.Type, req EnqueueRequest, paramsJSON []byte) (RunRecord, string, error) {
-	sp, err := outer.Begin(ctx)
+	var (
+		tx  pgx.Tx
+		err error
+	)
+	if outer != nil {
+		tx, err = outer.Begin(ctx)
+	} else {
+		tx, err = e.pool.Begin(ctx)
+	}
 	if err != nil {
 		return RunRecord{}, "", err
 	}
-	defer sp.Rollback(ctx) //nolint:errcheck // a no-op once committed
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op once committed
 
-	lock := `SELECT pg_advisory_xact_lock_shared(hashtextextended('owlmetry.job_type:' || $1, 0))`
+	// The type lock orders keyed inserts against the cron skip check (§5.3 step 2): a
+	// keyed insert holds it shared until commit, a cron tick takes it exclusively.
+	lockFn := "pg_advisory_xact_lock_shared"
 	if req.Entry == jobtype.EntryCron {
-		lock = `SELECT pg_advisory_xact_lock(hashtextextended('owlmetry.job_type:' || $1, 0))`
-	}
-	if _, err := sp.Exec(ctx, lock, t.Name); err != nil {
-		return RunRecord{}, "", err
-	}
-	if req.Entry == jobtype.EntryCron {
+		lockFn = "pg_advisory_xact_lock"
+		if _, err := tx.Exec(ctx, `SELECT `+lockFn+`(hashtextextended('owlmetry.job_type:' || $1, 0))`, t.Name); err != nil {
+			return RunRecord{}, "", err
+		}
 		var active string
-		err := sp.QueryRow(ctx, `SELECT id FROM job_runs WHERE job_type = $1 AND status IN ('pending','running') LIMIT 1`, t.Name).Scan(&active)
+		err := tx.QueryRow(ctx, `SELECT id FROM job_runs WHERE job_type = $1 AND status IN ('pending','running') LIMIT 1`, t.Name).Scan(&active)
 		if err == nil {
 			return RunRecord{}, active, nil
 		}
@@ -245,27 +264,35 @@ func (e *Engine) insertRun(ctx context.Context, outer pgx.Tx, t jobtype.Type, re
 		}
 	}
 
+	// One statement takes the type lock and inserts (a CTE the INSERT selects from runs
+	// first), which saves a round trip on every enqueue.
 	var rec RunRecord
 	if req.Executor == ExecutorLocal {
-		rec, err = ScanRun(sp.QueryRow(ctx, `
+		rec, err = ScanRun(tx.QueryRow(ctx, `
+			WITH l AS (SELECT `+lockFn+`(hashtextextended('owlmetry.job_type:' || $1, 0)))
 			INSERT INTO job_runs (job_type, status, team_id, project_id, triggered_by, params, notify, executor,
 			                      scheduled_for, started_at, heartbeat_at, owner_node, owner_instance)
-			VALUES ($1, 'running', $2, $3, $4, $5, $6, 'local', $7, now(), now(), $8, $9)
+			SELECT $1, 'running', $2, $3, $4, $5, $6, 'local', $7, now(), now(), $8, $9 FROM l
 			RETURNING `+RunColumns,
 			t.Name, req.TeamID, req.ProjectID, req.TriggeredBy, paramsJSON, req.Notify, req.ScheduledFor, e.nodeID, e.instance))
 	} else {
-		rec, err = ScanRun(sp.QueryRow(ctx, `
+		rec, err = ScanRun(tx.QueryRow(ctx, `
+			WITH l AS (SELECT `+lockFn+`(hashtextextended('owlmetry.job_type:' || $1, 0)))
 			INSERT INTO job_runs (job_type, team_id, project_id, triggered_by, params, notify, executor, scheduled_for)
-			VALUES ($1, $2, $3, $4, $5, $6, 'queue', $7)
+			SELECT $1, $2, $3, $4, $5, $6, 'queue', $7 FROM l
 			RETURNING `+RunColumns,
 			t.Name, req.TeamID, req.ProjectID, req.TriggeredBy, paramsJSON, req.Notify, req.ScheduledFor))
 	}
 	if db.IsUniqueViolation(err, db.ActiveRunIndex) {
-		if rerr := sp.Rollback(ctx); rerr != nil {
+		if rerr := tx.Rollback(ctx); rerr != nil {
 			return RunRecord{}, "", rerr
 		}
+		var q dbQuerier = e.pool
+		if outer != nil {
+			q = outer
+		}
 		var existing string
-		err := outer.QueryRow(ctx, `SELECT id FROM job_runs
+		err := q.QueryRow(ctx, `SELECT id FROM job_runs
 			WHERE job_type = $1 AND COALESCE(project_id, '00000000-0000-0000-0000-000000000000'::uuid)
 			      = COALESCE($2::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
 			  AND status IN ('pending','running')`, t.Name, req.ProjectID).Scan(&existing)
@@ -281,7 +308,7 @@ func (e *Engine) insertRun(ctx context.Context, outer pgx.Tx, t jobtype.Type, re
 		return RunRecord{}, "", err
 	}
 	if req.Executor != ExecutorLocal {
-		res, err := e.river.InsertTx(ctx, sp, runArgs{RunID: rec.ID, kind: t.Name}, &river.InsertOpts{Queue: QueueJobs, MaxAttempts: 1})
+		res, err := e.river.InsertTx(ctx, tx, runArgs{RunID: rec.ID, kind: t.Name}, &river.InsertOpts{Queue: QueueJobs, MaxAttempts: 1})
 		if err != nil {
 			return RunRecord{}, "", fmt.Errorf("queue %s: %w", t.Name, err)
 		}
@@ -292,21 +319,19 @@ func (e *Engine) insertRun(ctx context.Context, outer pgx.Tx, t jobtype.Type, re
 		// at once; they debounce fetches on their side, and Postgres folds identical
 		// notifications of one transaction into one. The channel and payload are River's
 		// own (pinned River version, engine.md §18.1).
-		if _, err := sp.Exec(ctx, `UPDATE job_runs SET river_job_id = $2 WHERE id = $1`, rec.ID, res.Job.ID); err != nil {
-			return RunRecord{}, "", err
-		}
-		if _, err := sp.Exec(ctx, `SELECT pg_notify(current_schema() || '.river_insert', $1)`, riverInsertPayload); err != nil {
+		if _, err := tx.Exec(ctx, `WITH u AS (UPDATE job_runs SET river_job_id = $2 WHERE id = $1)
+			SELECT pg_notify(current_schema() || '.river_insert', $3)`, rec.ID, res.Job.ID, riverInsertPayload); err != nil {
 			return RunRecord{}, "", err
 		}
 		id := res.Job.ID
 		rec.RiverJobID = &id
 	}
 	if req.AfterInsert != nil {
-		if err := req.AfterInsert(ctx, sp, rec); err != nil {
+		if err := req.AfterInsert(ctx, tx, rec); err != nil {
 			return RunRecord{}, "", err
 		}
 	}
-	if err := sp.Commit(ctx); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return RunRecord{}, "", err
 	}
 	return rec, "", nil

@@ -37,9 +37,13 @@ const maxResultBytes = 1 << 20
 type activeRun struct {
 	run       *Run
 	rec       RunRecord
+	hctx      context.Context
 	cancel    context.CancelCauseFunc
 	progress  *progressReporter
 	leaseLost atomic.Bool
+	// claimed is false while a queue run is registered but its claim has not committed;
+	// heartbeats leave such runs alone.
+	claimed atomic.Bool
 }
 
 // stop cancels the handler's context with a reason. The first reason is the one that
@@ -56,22 +60,25 @@ func (a *activeRun) loseLease() {
 
 func (e *Engine) register(a *activeRun) {
 	e.mu.Lock()
-	e.active[a.rec.ID] = a
+	e.active[a.run.ID] = a
 	e.mu.Unlock()
 }
 
 func (e *Engine) unregister(a *activeRun) {
 	e.mu.Lock()
-	delete(e.active, a.rec.ID)
+	delete(e.active, a.run.ID)
 	e.mu.Unlock()
 }
 
+// ownedIDs lists the runs this process has claimed and not yet released.
 func (e *Engine) ownedIDs() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ids := make([]string, 0, len(e.active))
-	for id := range e.active {
-		ids = append(ids, id)
+	for id, a := range e.active {
+		if a.claimed.Load() {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }
@@ -125,14 +132,22 @@ type runWorker struct {
 }
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
-	rec, err := w.e.claim(ctx, job.Args.RunID)
-	if errors.Is(err, errNotClaimable) {
-		return river.JobCancel(err)
-	}
+	e := w.e
+	// Registered before the claim, so a cancel that commits right after the claim finds
+	// the run whichever way it arrives; the claim's guard covers anything earlier.
+	a := e.newActiveRun(ctx, job.Args.RunID)
+	e.register(a)
+	defer e.unregister(a)
+	rec, err := e.claim(ctx, job.Args.RunID)
 	if err != nil {
+		a.cancel(nil)
+		if errors.Is(err, errNotClaimable) {
+			return river.JobCancel(err)
+		}
 		return fmt.Errorf("claim run %s: %w", job.Args.RunID, err)
 	}
-	out := w.e.execute(ctx, rec, job)
+	a.adopt(rec)
+	out := e.execute(ctx, a, job)
 	switch {
 	case !out.written:
 		return river.JobCancel(errors.New("run finalized elsewhere"))
@@ -145,6 +160,28 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		// which would put the job back to available on StopAndCancel (§18.7 #8).
 		return errors.New(strOr(out.rec.Error, "failed"))
 	}
+}
+
+// newActiveRun prepares the bookkeeping of a run this process is about to own. parent is
+// River's work context for queue runs: its cancellation means a remote cancel or a
+// forced shutdown, never a direct cancellation of the handler, so the handler's context
+// is detached from it and the stop reason is always known.
+func (e *Engine) newActiveRun(parent context.Context, runID string) *activeRun {
+	hctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	a := &activeRun{hctx: hctx, cancel: cancel, run: &Run{ID: runID, DB: e.pool, Now: e.now}}
+	a.progress = newProgressReporter(e.cfg.ProgressInterval, func(ctx context.Context, p *apitype.Progress) error {
+		return e.writeProgress(ctx, a, p)
+	})
+	a.run.Progress = a.progress
+	return a
+}
+
+// adopt fills in the claimed record.
+func (a *activeRun) adopt(rec RunRecord) {
+	a.rec = rec
+	r := a.run
+	r.JobType, r.TeamID, r.ProjectID, r.TriggeredBy = rec.JobType, rec.TeamID, rec.ProjectID, rec.TriggeredBy
+	a.claimed.Store(true)
 }
 
 func strOr(s *string, def string) string {
@@ -161,28 +198,15 @@ type execOutcome struct {
 	stop    StopReason
 }
 
-// execute runs the handler of a claimed run and finalises it (engine.md §6). parent is
-// River's work context for queue runs: its cancellation means a remote cancel or a
-// forced shutdown, never a direct cancellation of the handler, so the stop reason is
-// always known. rj is nil for local runs.
-func (e *Engine) execute(parent context.Context, rec RunRecord, rj *river.Job[runArgs]) execOutcome {
+// execute runs the handler of a claimed run and finalises it (engine.md §6). rj is nil
+// for local runs.
+func (e *Engine) execute(parent context.Context, a *activeRun, rj *river.Job[runArgs]) execOutcome {
+	rec, run := a.rec, a.run
 	start := e.now()
 	log := e.runLogger(rec)
+	run.Log = log
 	log.Info("run started", "owner_node", e.nodeID)
-
-	hctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
-	defer cancel(nil)
-	run := &Run{
-		ID: rec.ID, JobType: rec.JobType, TeamID: rec.TeamID, ProjectID: rec.ProjectID,
-		TriggeredBy: rec.TriggeredBy, Log: log, DB: e.pool, Now: e.now,
-	}
-	a := &activeRun{run: run, rec: rec, cancel: cancel}
-	a.progress = newProgressReporter(e.cfg.ProgressInterval, func(ctx context.Context, p *apitype.Progress) error {
-		return e.writeProgress(ctx, a, p)
-	})
-	run.Progress = a.progress
-	e.register(a)
-	defer e.unregister(a)
+	defer a.cancel(nil)
 
 	stopWatch := context.AfterFunc(parent, func() {
 		if errors.Is(context.Cause(parent), river.ErrJobCancelledRemotely) {
@@ -195,13 +219,6 @@ func (e *Engine) execute(parent context.Context, rec RunRecord, rj *river.Job[ru
 	maxRun := e.cfg.MaxRunTimeOf(rec.JobType)
 	deadline := time.AfterFunc(maxRun, func() { a.stop(StopDeadline) })
 	defer deadline.Stop()
-
-	// A cancel that committed between the claim and the registration above sent its
-	// notification to nobody; read it once now.
-	var requested bool
-	if err := e.ctrl.QueryRow(hctx, `SELECT cancel_requested_at IS NOT NULL FROM job_runs WHERE id = $1`, rec.ID).Scan(&requested); err == nil && requested {
-		a.stop(StopCancelRequested)
-	}
 
 	var (
 		res     Result
@@ -218,7 +235,7 @@ func (e *Engine) execute(parent context.Context, rec RunRecord, rj *river.Job[ru
 		herr = &NoHandlerError{JobType: rec.JobType}
 	default:
 		run.Params = params
-		res, herr, panicky = safeRun(hctx, h, run, log)
+		res, herr, panicky = safeRun(a.hctx, h, run, log)
 	}
 	last := a.progress.close()
 	reason := run.StopReason()

@@ -58,8 +58,20 @@ func (e *Engine) RunLocal(ctx context.Context, req EnqueueRequest, opts LocalOpt
 	if opts.Started != nil {
 		opts.Started(rec)
 	}
+	a := e.newActiveRun(context.Background(), rec.ID)
+	a.adopt(rec)
+	e.register(a)
+	// A cancel that committed between the insert and the registration above sent its
+	// notification to nobody; read it once now.
+	var requested bool
+	if err := e.ctrl.QueryRow(ctx, `SELECT cancel_requested_at IS NOT NULL FROM job_runs WHERE id = $1`, rec.ID).Scan(&requested); err == nil && requested {
+		a.stop(StopCancelRequested)
+	}
 	done := make(chan execOutcome, 1)
-	go func() { done <- e.execute(context.Background(), rec, nil) }()
+	go func() {
+		defer e.unregister(a)
+		done <- e.execute(context.Background(), a, nil)
+	}()
 
 	ctxDone := ctx.Done()
 	for {
