@@ -307,7 +307,7 @@ func TestNotifyWithoutRecipient(t *testing.T) {
 		"schedule",
 		"manual:cli:root@db1",
 		"manual:user:not-a-uuid",
-		"manual:user:6f1c2d3e-0000-4000-8000-000000000001", // no such user
+		"manual:user:6f1c2d3e-0000-4000-8000-000000000001",    // no such user
 		"manual:api_key:6f1c2d3e-0000-4000-8000-000000000002", // no such key
 		"manual:api_key:garbage",
 	} {

@@ -131,18 +131,18 @@ func TestCrashMidSend(t *testing.T) {
 	// only when the dead attempts are that old, so its first rescue pass takes them.
 	restarted := New(Options{
 		Config: Config{SMTP: b.sink.smtpConfig(), AlertEmails: []string{"ops@example.com"}},
-		Pool:   b.pool, Metrics: b.metrics, RetryDelayFunc: quickRetry, JobTimeout: 500 * time.Millisecond,
+		Pool:   b.pool, Metrics: b.metrics, RetryDelayFunc: quickRetry, JobTimeout: 3 * time.Second,
 		Logger: quietLogger(),
 	})
 	waitUntil(t, func() bool {
 		var old bool
 		require.NoError(t, b.pool.QueryRow(b.ctx,
-			`SELECT now() - max(attempted_at) > interval '1500 milliseconds' FROM river_job WHERE kind = $1`,
+			`SELECT now() - max(attempted_at) > interval '3500 milliseconds' FROM river_job WHERE kind = $1`,
 			KindEmailDelivery).Scan(&old))
 		return old
 	})
 	client := startWorkerClient(t, b.pool, restarted, func(c *river.Config) {
-		c.RescueStuckJobsAfter = time.Second
+		c.RescueStuckJobsAfter = 3 * time.Second
 	})
 	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobCancelled)
 	defer cancel()
@@ -177,7 +177,7 @@ func TestCrashMidSend(t *testing.T) {
 	}
 	require.Equal(t, map[string]bool{
 		"ops@example.com [Owlmetry] ❌ Job failed: Attachment Cleanup": true,
-		"dev@example.com [Owlmetry] ✅ Job completed: Apple Ads Sync":   true,
+		"dev@example.com [Owlmetry] ✅ Job completed: Apple Ads Sync":  true,
 	}, subjects)
 	d := b.deliveries(t, user)[0]
 	require.Equal(t, DeliverySent, d.Status)

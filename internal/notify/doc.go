@@ -14,7 +14,7 @@
 // WEB_APP_URL and the SYSTEM_JOBS_ALERT_* variables. Without SMTP the log transport
 // writes one INFO line per e-mail instead of sending it.
 //
-//	cfg, err := notify.LoadConfig(os.LookupEnv)
+//	cfg, err := notify.LoadConfig(lookupEnv) // the process environment, injected
 //	svc := notify.New(notify.Options{Config: cfg, Pool: pool, Logger: log, Metrics: m})
 //
 // 2. Register the worker on every River client that works the internal queue:

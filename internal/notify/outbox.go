@@ -114,7 +114,7 @@ func (s *Service) workMessage(ctx context.Context, job *river.Job[EmailArgs]) er
 		kind = KindSystemAlert
 	}
 	m := outgoing{
-		Email:     Email{To: a.To, Subject: a.Subject, Text: a.Text, HTML: a.HTML},
+		message:   message{To: a.To, Subject: a.Subject, Text: a.Text, HTML: a.HTML},
 		Kind:      kind,
 		MessageID: fmt.Sprintf("email-%d@%s", job.ID, s.messageDomain),
 	}
@@ -167,7 +167,7 @@ func (s *Service) workDelivery(ctx context.Context, job *river.Job[EmailArgs]) e
 		return s.finish(ctx, log, job, d.n.Type, permanentError(err), record)
 	}
 	email.To = []string{d.recipient}
-	m := outgoing{Email: email, Kind: d.n.Type, MessageID: "delivery-" + id + "@" + s.messageDomain}
+	m := outgoing{message: email, Kind: d.n.Type, MessageID: "delivery-" + id + "@" + s.messageDomain}
 	return s.finish(ctx, log, job, d.n.Type, s.transport.send(ctx, m), record)
 }
 

@@ -104,10 +104,10 @@ func TestOutageThenRecovery(t *testing.T) {
 		subjects[r.To[0]+" "+m.Subject]++
 	}
 	require.Equal(t, map[string]int{
-		"ops@example.com [Owlmetry] ❌ Job failed: Issue Scan":              1,
-		"ops@example.com [Owlmetry] ✅ Job completed: Database Pruning":     1,
-		"dev@example.com [Owlmetry] ✅ Job completed: Apple Ads Sync":      1,
-		"dev@example.com [Owlmetry] 🚫 Job cancelled: RevenueCat Sync":     1,
+		"ops@example.com [Owlmetry] ❌ Job failed: Issue Scan":          1,
+		"ops@example.com [Owlmetry] ✅ Job completed: Database Pruning": 1,
+		"dev@example.com [Owlmetry] ✅ Job completed: Apple Ads Sync":   1,
+		"dev@example.com [Owlmetry] 🚫 Job cancelled: RevenueCat Sync":  1,
 	}, subjects)
 	for _, d := range b.deliveries(t, user) {
 		if d.Channel == ChannelEmail {

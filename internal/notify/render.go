@@ -19,8 +19,8 @@ const MaxResultBytes = 16 << 10
 // truncatedMark ends a cut Result.
 const truncatedMark = "… (truncated)"
 
-// Email is one rendered message: a plain-text part first, an HTML part second.
-type Email struct {
+// message is one rendered e-mail: a plain-text part first, an HTML part second.
+type message struct {
 	To      []string
 	Subject string
 	Text    string
@@ -190,7 +190,7 @@ func truncateBytes(s string, n int) string {
 }
 
 // renderJobEmail renders a system alert or a job.completed e-mail (engine.md §14.5).
-func renderJobEmail(r jobReport, webAppURL string) (Email, error) {
+func renderJobEmail(r jobReport, webAppURL string) (message, error) {
 	emoji, outcome := r.outcome()
 	subject := fmt.Sprintf("[Owlmetry] %s Job %s: %s", emoji, outcome, r.Label)
 	heading := fmt.Sprintf("%s Job %s: %s", emoji, outcome, r.Label)
@@ -213,9 +213,9 @@ func renderJobEmail(r jobReport, webAppURL string) (Email, error) {
 		"Subject": subject, "Heading": heading, "Fields": fs,
 	})
 	if err != nil {
-		return Email{}, fmt.Errorf("render job e-mail: %w", err)
+		return message{}, fmt.Errorf("render job e-mail: %w", err)
 	}
-	return Email{Subject: subject, Text: text.String(), HTML: html.String()}, nil
+	return message{Subject: subject, Text: text.String(), HTML: html.String()}, nil
 }
 
 // jobCompleted builds the job.completed inbox notification of engine.md §14.3.
@@ -295,7 +295,7 @@ var buttonLabels = map[string]string{
 
 // renderNotification renders the e-mail of a stored notification (jobs.md §3.7 rule 4;
 // job.completed uses engine.md §14.5).
-func renderNotification(n storedNotification, webAppURL string) (Email, error) {
+func renderNotification(n storedNotification, webAppURL string) (message, error) {
 	switch n.Type {
 	case TypeJobCompleted:
 		return renderJobEmail(reportFromNotification(n), webAppURL)
@@ -322,11 +322,11 @@ func renderNotification(n storedNotification, webAppURL string) (Email, error) {
 			"HasBody": n.Body != "", "Button": label, "URL": link,
 		})
 		if err != nil {
-			return Email{}, fmt.Errorf("render %s e-mail: %w", n.Type, err)
+			return message{}, fmt.Errorf("render %s e-mail: %w", n.Type, err)
 		}
-		return Email{Subject: subject, Text: text.String(), HTML: html.String()}, nil
+		return message{Subject: subject, Text: text.String(), HTML: html.String()}, nil
 	}
-	return Email{}, fmt.Errorf("no e-mail template for notification type %q", n.Type)
+	return message{}, fmt.Errorf("no e-mail template for notification type %q", n.Type)
 }
 
 func reportFromNotification(n storedNotification) jobReport {
@@ -381,7 +381,7 @@ func digestTitle(s string) string {
 	return string([]rune(s)[:digestTitleMax-3]) + "..."
 }
 
-func renderDigest(n storedNotification, webAppURL string) (Email, error) {
+func renderDigest(n storedNotification, webAppURL string) (message, error) {
 	subject := "[Owlmetry] 🐛 " + n.Title
 	link := stringOf(n.Data["dashboard_url"])
 	if link == "" && n.Link != "" {
@@ -420,9 +420,9 @@ func renderDigest(n storedNotification, webAppURL string) (Email, error) {
 		"Subject": subject, "Heading": "🐛 " + n.Title, "Issues": issues, "URL": link,
 	})
 	if err != nil {
-		return Email{}, fmt.Errorf("render issue.digest e-mail: %w", err)
+		return message{}, fmt.Errorf("render issue.digest e-mail: %w", err)
 	}
-	return Email{Subject: subject, Text: text.String(), HTML: html.String()}, nil
+	return message{Subject: subject, Text: text.String(), HTML: html.String()}, nil
 }
 
 // stringOf prints a decoded JSON scalar; objects and arrays print as JSON.

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,18 @@ func TestRenderNotificationTemplates(t *testing.T) {
 		_, err := renderNotification(storedNotification{Type: "billing.due", Title: "x"}, web)
 		require.ErrorContains(t, err, `no e-mail template for notification type "billing.due"`)
 	})
+}
+
+func ExampleFormatDuration() {
+	fmt.Println(FormatDuration(420 * time.Microsecond))
+	fmt.Println(FormatDuration(317 * time.Millisecond))
+	fmt.Println(FormatDuration(12340 * time.Millisecond))
+	fmt.Println(FormatDuration(4*time.Minute + 5*time.Second))
+	fmt.Println(FormatDuration(2*time.Hour + 3*time.Minute))
+	// Output:
+	// 0.42ms
+	// 317ms
+	// 12.3s
+	// 4m 5s
+	// 2h 3m
 }

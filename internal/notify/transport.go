@@ -20,7 +20,7 @@ const (
 
 // outgoing is one e-mail ready for a transport.
 type outgoing struct {
-	Email
+	message
 	// Kind is the metrics and log label: KindSystemAlert or the notification type.
 	Kind string
 	// MessageID stays the same across retries of one job, so a receiving server that
