@@ -1,8 +1,3 @@
-// Package notify delivers what the engine and the handlers want to tell people: system
-// alerts to the server owner, "notify me when done" e-mails, and in-app notification
-// rows (engine.md §14, jobs.md §3.7). Every e-mail goes through a durable outbox: a River
-// job inserted in the same transaction as the event it reports, sent by a worker that
-// retries transient SMTP failures, so an outage or a crash never loses one.
 package notify
 
 import (
