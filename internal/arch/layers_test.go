@@ -42,6 +42,7 @@ var layers = []struct {
 	{"internal/pgcluster", 1},
 	{"internal/metrics", 0},
 	{"internal/apitype", 0},
+	{"internal/apikey", 0},
 	{"internal/jobtype", 0},
 	{"internal/build", 0},
 }
