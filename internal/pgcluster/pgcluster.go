@@ -43,7 +43,13 @@ type FindOptions struct {
 	Dirs []string
 	// PathEnv is the PATH to search. Defaults to the process's PATH.
 	PathEnv string
+	// SystemPatterns are the glob patterns of well-known install locations, searched
+	// last. Nil means the defaults; tests pass an empty slice.
+	SystemPatterns []string
 }
+
+// defaultSystemPatterns are the well-known install locations, highest version first.
+var defaultSystemPatterns = []string{"/usr/lib/postgresql/*/bin", "/usr/local/opt/postgresql*/bin", "/opt/homebrew/opt/postgresql*/bin"}
 
 // FindBinaries returns the directory that holds initdb, pg_ctl and postgres, searching
 // (cli.md §11.2): the given dirs, PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin
@@ -65,10 +71,21 @@ func FindBinaries(o FindOptions) (string, error) {
 			candidates = append(candidates, filepath.Dir(real))
 		}
 	}
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		candidates = append(candidates, strings.TrimSpace(string(out)))
+	for _, d := range filepath.SplitList(pathEnv) {
+		pgConfig := filepath.Join(d, "pg_config")
+		if _, err := os.Stat(pgConfig); err != nil {
+			continue
+		}
+		if out, err := exec.Command(pgConfig, "--bindir").Output(); err == nil {
+			candidates = append(candidates, strings.TrimSpace(string(out)))
+		}
+		break
 	}
-	for _, pattern := range []string{"/usr/lib/postgresql/*/bin", "/usr/local/opt/postgresql*/bin", "/opt/homebrew/opt/postgresql*/bin"} {
+	patterns := o.SystemPatterns
+	if patterns == nil {
+		patterns = defaultSystemPatterns
+	}
+	for _, pattern := range patterns {
 		matches, _ := filepath.Glob(pattern)
 		sort.Slice(matches, func(i, j int) bool { return versionOf(matches[i]) > versionOf(matches[j]) })
 		candidates = append(candidates, matches...)
@@ -265,7 +282,7 @@ func (c *Cluster) Running() bool {
 // SIGKILL or a normal exit all close the watchdog's stdin. Call Shutdown for a normal,
 // synchronous stop.
 func (c *Cluster) StopOnExit(removeDir string) error {
-	script := fmt.Sprintf(`cat >/dev/null; %s stop -m immediate -D %s >/dev/null 2>&1; `,
+	script := fmt.Sprintf(`cat >/dev/null; %s stop -w -m fast -D %s >/dev/null 2>&1; `,
 		shellQuote(filepath.Join(c.opts.BinDir, "pg_ctl")), shellQuote(c.opts.DataDir))
 	if removeDir != "" {
 		script += "rm -rf " + shellQuote(removeDir)
