@@ -158,6 +158,11 @@ type PartitionOptions struct {
 	Stop func() bool
 	// RetryWait sleeps between DDL lock-timeout retries. Defaults to a context-aware sleep.
 	RetryWait func(ctx context.Context, d time.Duration) error
+	// LockTimeout bounds the lock wait of each DDL statement. Defaults to 2s (jobs.md
+	// §3.4.3).
+	LockTimeout time.Duration
+	// StatementTimeout bounds each DDL statement. Defaults to 60s (jobs.md §3.4.3).
+	StatementTimeout time.Duration
 }
 
 // PartitionReport is what EnsurePartitions found and did (jobs.md §7.7).
@@ -199,6 +204,12 @@ type Beginner interface {
 func EnsurePartitions(ctx context.Context, c Beginner, t0 time.Time, o PartitionOptions) (PartitionReport, error) {
 	if o.RetryWait == nil {
 		o.RetryWait = sleepCtx
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 2 * time.Second
+	}
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = 60 * time.Second
 	}
 	report := PartitionReport{Parents: map[string]bool{}}
 	m0 := MonthStart(t0)
@@ -398,23 +409,17 @@ func ensureExistingIndexes(ctx context.Context, c Beginner, parent, name string,
 	return nil
 }
 
-// DDL timeouts of jobs.md §3.4.3.
-const (
-	ddlLockTimeout      = "2s"
-	ddlStatementTimeout = "60s"
-)
-
 // ddlRetryWaits are the waits before the retries of a DDL transaction that met a lock
 // timeout (jobs.md §3.4.3).
 var ddlRetryWaits = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
 
-// runDDL runs fn in its own transaction under the DDL timeouts of jobs.md §3.4.3,
+// runDDL runs fn in its own transaction under the DDL timeouts of o (jobs.md §3.4.3),
 // retrying the whole transaction after a lock timeout (55P03) after 1, 2 and 4 s.
 func runDDL(ctx context.Context, c Beginner, o PartitionOptions, fn func(tx pgx.Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
-				ddlLockTimeout, ddlStatementTimeout); err != nil {
+				ms(o.LockTimeout), ms(o.StatementTimeout)); err != nil {
 				return err
 			}
 			return fn(tx)
