@@ -136,6 +136,31 @@ func readPartitionState(ctx context.Context, q db.DBTX, name string) (partitionS
 	return st, err
 }
 
+// finalizePending completes every detach of parent left pending by an interrupted
+// removal. The detached tables become leftovers, which the removals of retention_cleanup
+// and db_pruning drop once their month qualifies.
+func (d *Deps) finalizePending(ctx context.Context, pool *pgxpool.Pool, parent string) error {
+	rows, err := pool.Query(ctx, `SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = to_regclass($1) AND i.inhdetachpending`, pgx.Identifier{parent}.Sanitize())
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("detach from %s refused, yet no partition is pending detach", parent)
+	}
+	for _, name := range names {
+		sql := fmt.Sprintf(`ALTER TABLE %s DETACH PARTITION %s FINALIZE`, pgx.Identifier{parent}.Sanitize(), pgx.Identifier{name}.Sanitize())
+		if err := d.execOutsideTx(ctx, pool, name, sql, d.Limits.DDLLockTimeout, d.Limits.DDLStatementTimeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // removePartition removes one partition with audit (jobs.md §3.4.3, §3.4.4): detach it
 // concurrently (finishing a detach left pending by an interrupted run), then in one
 // transaction count its rows per project, insert one event_deletions row per project
@@ -163,7 +188,16 @@ func (d *Deps) removePartition(ctx context.Context, pool *pgxpool.Pool, p eventP
 			if st.pending {
 				sql = fmt.Sprintf(`ALTER TABLE %s DETACH PARTITION %s FINALIZE`, parentIdent, ident)
 			}
-			if err := d.execOutsideTx(ctx, pool, p.Name, sql, d.Limits.DDLLockTimeout, d.Limits.DDLStatementTimeout); err != nil {
+			err = d.execOutsideTx(ctx, pool, p.Name, sql, d.Limits.DDLLockTimeout, d.Limits.DDLStatementTimeout)
+			if db.SQLState(err) == "55000" && !st.pending {
+				// A parent allows one pending detach at a time: finish the one an
+				// interrupted removal left, then try again.
+				if ferr := d.finalizePending(ctx, pool, p.Parent); ferr != nil {
+					return ferr
+				}
+				continue
+			}
+			if err != nil {
 				return err
 			}
 		}
