@@ -193,10 +193,11 @@ func (t eventTable) batchSQL(partition string, after bool) string {
 
 // deleteEventRows deletes the rows of one app older than before (a time.Time, or
 // infinity for all rows) from one partition of t, in batches, maintaining audit in each
-// batch's transaction. onDeleted is called after each committed batch.
+// batch's transaction. onDeleted is called after each committed batch. A partition that
+// disappears meanwhile ends the loop without an error.
 func (r *batchRunner) deleteEventRows(ctx context.Context, t eventTable, partition, appID string, before any, audit *auditRow, onDeleted func(int64)) error {
 	var key *eventKey
-	return r.loop(ctx, t.name, partition, true, nil, func(ctx context.Context, tx pgx.Tx, n int) (int64, func(), error) {
+	err := r.loop(ctx, t.name, partition, true, nil, func(ctx context.Context, tx pgx.Tx, n int) (int64, func(), error) {
 		args := []any{appID, before, n}
 		if key != nil {
 			if len(t.keys) == 2 {
@@ -238,6 +239,12 @@ func (r *batchRunner) deleteEventRows(ctx context.Context, t eventTable, partiti
 			}
 		}, nil
 	})
+	if db.SQLState(err) == "42P01" {
+		// Another run (db_pruning, say) removed the partition meanwhile: its rows are gone.
+		r.d.Logger.Info("partition removed while deleting from it", "partition", partition)
+		return nil
+	}
+	return err
 }
 
 // deleteByID deletes the rows of table whose ids selectIDs returns, in batches through

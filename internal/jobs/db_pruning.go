@@ -97,6 +97,7 @@ func (h *DBPruning) Run(ctx context.Context, run *engine.Run) (engine.Result, er
 		if err := d.stopPoint(ctx, CheckpointPruningPartition); err != nil {
 			return nil, engine.Stopped(res.result())
 		}
+		over := res.after
 		_, err := d.removePartition(ctx, run.DB, p, "db_pruning", p.To)
 		var lockErr *LockTimeoutError
 		switch {
@@ -114,7 +115,7 @@ func (h *DBPruning) Run(ctx context.Context, run *engine.Run) (engine.Result, er
 		if res.after, err = databaseSize(ctx, run.DB); err != nil {
 			return nil, err
 		}
-		report(run, int64(len(res.dropped)), 0, fmt.Sprintf("database %s over limit %s · dropped %s", formatGB(res.before), formatGB(limit), p.Name))
+		report(run, int64(len(res.dropped)), 0, fmt.Sprintf("database %s over limit %s · dropped %s", formatGB(over), formatGB(limit), p.Name))
 	}
 
 	if res.after > limit {
@@ -212,7 +213,7 @@ func (h *DBPruning) fallback(ctx context.Context, run *engine.Run, res *pruneRes
 			applied()
 			res.deletedRows += count
 			report(run, int64(len(res.dropped)), 0, fmt.Sprintf("database %s over limit %s · deleted %s rows of %s",
-				formatGB(res.before), formatGB(res.max), formatCount(res.deletedRows), target))
+				formatGB(res.after), formatGB(res.max), formatCount(res.deletedRows), target))
 		}, nil
 	})
 	if err != nil {

@@ -197,7 +197,9 @@ func TestDBPruningDailyCap(t *testing.T) {
 				VALUES ('events', 'db_pruning', now(), $1, `+at+`)`, tc.earlier)
 			require.NoError(t, err)
 
-			res, err, _ := runHandler(bg, t, pool, testDeps(newFakeClock(time.Now())), jobtype.DBPruning, map[string]any{"max_size_bytes": int64(1)})
+			// The day is the UTC day whatever the session's zone.
+			zoned := zonedPool(t, tdb.URL, "Pacific/Kiritimati")
+			res, err, _ := runHandler(bg, t, zoned, testDeps(newFakeClock(time.Now())), jobtype.DBPruning, map[string]any{"max_size_bytes": int64(1)})
 			require.NoError(t, err)
 			require.Equal(t, tc.deleted, res["deleted_rows"])
 			require.Equal(t, true, res["still_over_limit"])

@@ -103,7 +103,7 @@ func testDeps(clock *fakeClock) jobs.Deps {
 }
 
 // runHandler calls one handler directly with a run built for it.
-func runHandler(ctx context.Context, t *testing.T, pool *pgxpool.Pool, deps jobs.Deps, jobType string, params map[string]any) (engine.Result, error, *progressLog) {
+func runHandler(ctx context.Context, t testing.TB, pool *pgxpool.Pool, deps jobs.Deps, jobType string, params map[string]any) (engine.Result, error, *progressLog) {
 	t.Helper()
 	h, ok := jobs.All(deps)[jobType]
 	require.True(t, ok, jobType)
@@ -228,7 +228,7 @@ func insertEvents(t *testing.T, pool *pgxpool.Pool, table, appID string, ts time
 }
 
 // count runs a count query.
-func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int64 {
+func count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int64 {
 	t.Helper()
 	var n int64
 	require.NoError(t, pool.QueryRow(bg, sql, args...).Scan(&n))
