@@ -110,3 +110,116 @@ func TestPartitionSpan(t *testing.T) {
 		require.False(t, ok, bad)
 	}
 }
+
+// A second run is a no-op, and two routines racing for the same months report each new
+// child exactly once: the parent lock makes the existence check exact.
+func TestPartitionRoutineReportsEachCreationOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tdb := pgtest.New(t)
+	t0 := time.Date(2035, 6, 3, 0, 0, 0, 0, time.UTC)
+
+	reports := make(chan db.PartitionReport, 2)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			rep, err := db.EnsurePartitions(ctx, tdb.Pool, t0, db.PartitionOptions{})
+			reports <- rep
+			errs <- err
+		}()
+	}
+	counts := map[string]int{}
+	indexes := 0
+	for range 2 {
+		require.NoError(t, <-errs)
+		rep := <-reports
+		for _, name := range rep.Created {
+			counts[name]++
+		}
+		indexes += rep.IndexesCreated
+	}
+	require.Len(t, counts, 9)
+	for name, n := range counts {
+		require.Equal(t, 1, n, name)
+	}
+	require.Equal(t, 3*(8+4+4), indexes)
+
+	again, err := db.EnsurePartitions(ctx, tdb.Pool, t0, db.PartitionOptions{})
+	require.NoError(t, err)
+	require.Empty(t, again.Created)
+	require.Zero(t, again.IndexesCreated)
+	require.Empty(t, again.PendingIndexes)
+	require.Empty(t, again.Mismatched)
+}
+
+// Missing indexes of an empty child are built at once; those of a child holding rows are
+// left for the concurrent pass, because a plain build would block its writers.
+func TestPartitionRoutineLeavesLiveChildIndexesPending(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tdb := pgtest.New(t)
+	t0 := time.Date(2036, 1, 10, 0, 0, 0, 0, time.UTC)
+	_, err := db.EnsurePartitions(ctx, tdb.Pool, t0, db.PartitionOptions{})
+	require.NoError(t, err)
+	_, err = tdb.Pool.Exec(ctx, `
+		INSERT INTO events (app_id, session_id, level, message, "timestamp")
+		VALUES (gen_random_uuid(), gen_random_uuid(), 'error', 'x', '2036-01-05T00:00:00Z');
+		DROP INDEX events_2036_01_err_recv_idx;
+		DROP INDEX events_2036_02_err_recv_idx;
+		DROP INDEX metric_events_2036_03_app_slug_ts_idx`)
+	require.NoError(t, err)
+
+	rep, err := db.EnsurePartitions(ctx, tdb.Pool, t0, db.PartitionOptions{})
+	require.NoError(t, err)
+	require.Empty(t, rep.Created)
+	require.Equal(t, 2, rep.IndexesCreated, "the two empty children get theirs back")
+	require.Len(t, rep.PendingIndexes, 1)
+	require.Equal(t, "events_2036_01_err_recv_idx", rep.PendingIndexes[0].Name)
+	require.Equal(t, "events_2036_01", rep.PendingIndexes[0].Table)
+	require.Equal(t, `CREATE INDEX CONCURRENTLY IF NOT EXISTS "events_2036_01_err_recv_idx" ON "events_2036_01" (received_at, id) WHERE level = 'error'`,
+		rep.PendingIndexes[0].CreateSQL(true))
+
+	var present []string
+	rows, err := tdb.Pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE indexname IN
+		('events_2036_01_err_recv_idx', 'events_2036_02_err_recv_idx', 'metric_events_2036_03_app_slug_ts_idx') ORDER BY 1`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		present = append(present, n)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"events_2036_02_err_recv_idx", "metric_events_2036_03_app_slug_ts_idx"}, present)
+}
+
+// A table that carries a child's name but is not attached is never touched: it is
+// reported, nothing is created in its place, and the coverage check names the month.
+func TestPartitionRoutineLeavesATakenNameAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tdb := pgtest.New(t)
+	_, err := tdb.Pool.Exec(ctx, `CREATE TABLE events_2037_02 (LIKE events)`)
+	require.NoError(t, err)
+
+	rep, err := db.EnsurePartitions(ctx, tdb.Pool, time.Date(2037, 1, 20, 0, 0, 0, 0, time.UTC), db.PartitionOptions{})
+	require.EqualError(t, err, "missing partition events_2037_02")
+	require.Contains(t, rep.Mismatched, "events_2037_02")
+	require.NotContains(t, rep.Created, "events_2037_02")
+	var attached bool
+	require.NoError(t, tdb.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = 'events_2037_02'::regclass)`).Scan(&attached))
+	require.False(t, attached)
+	var indexes int
+	require.NoError(t, tdb.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE tablename = 'events_2037_02'`).Scan(&indexes))
+	require.Zero(t, indexes)
+}
+
+func TestChildIndexes(t *testing.T) {
+	t.Parallel()
+	require.Len(t, db.ChildIndexes("events", "events_2030_01"), 8)
+	require.Len(t, db.ChildIndexes("metric_events", "metric_events_2030_01"), 4)
+	require.Len(t, db.ChildIndexes("funnel_events", "funnel_events_2030_01"), 4)
+	require.Empty(t, db.ChildIndexes("other", "other_2030_01"))
+	ix := db.ChildIndexes("funnel_events", "funnel_events_2030_01")[0]
+	require.Equal(t, "funnel_events_2030_01_app_step_ts_idx", ix.Name)
+	require.Equal(t, `CREATE INDEX IF NOT EXISTS "funnel_events_2030_01_app_step_ts_idx" ON "funnel_events_2030_01" (app_id, step_name, "timestamp")`, ix.CreateSQL(false))
+}
