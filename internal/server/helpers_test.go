@@ -151,14 +151,14 @@ func insertRun(t testing.TB, s *owltest.Stack, r seedRun) string {
 	if r.createdAt.IsZero() {
 		r.createdAt = time.Now()
 	}
-	var params any
+	var pj []byte // NULL unless the run has a project
 	if r.projectID != nil {
-		params = map[string]any{"project_id": *r.projectID}
+		var err error
+		pj, err = json.Marshal(map[string]any{"project_id": *r.projectID})
+		require.NoError(t, err)
 	}
-	pj, err := json.Marshal(params)
-	require.NoError(t, err)
 	var id string
-	err = s.DB.Pool.QueryRow(context.Background(), `
+	err := s.DB.Pool.QueryRow(context.Background(), `
 		INSERT INTO job_runs (job_type, status, team_id, project_id, triggered_by, params, created_at,
 		                      started_at, completed_at, owner_instance, heartbeat_at, result)
 		VALUES ($1, $2::job_status, $3, $4, 'manual:cli:test@host', $5::jsonb, $6,

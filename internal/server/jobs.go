@@ -198,7 +198,18 @@ func parseTriggerBody(b []byte) (triggerBody, error) {
 			return out, badRequest("params must be a JSON object")
 		}
 	}
-	valid, err := jobtype.ValidateParams(t, jobtype.EntryTrigger, out.params)
+	// The run's project_id is authoritative (engine.md §2.3 rule 4): a type that takes
+	// it as a param gets it from the body, and a differing params.project_id is refused.
+	check := make(map[string]any, len(out.params)+1)
+	for k, v := range out.params {
+		check[k] = v
+	}
+	if p, ok := t.Param("project_id"); ok && p.AllowedAt(jobtype.EntryTrigger) {
+		if _, has := check["project_id"]; !has {
+			check["project_id"] = out.projectID
+		}
+	}
+	valid, err := jobtype.ValidateParams(t, jobtype.EntryTrigger, check)
 	if err != nil {
 		return out, err
 	}
