@@ -15,11 +15,6 @@ import (
 	"github.com/owlmetry/owlmetry/internal/engine"
 )
 
-// progressEvery is the shortest spacing of two progress events on one stream
-// (api.md §7.5): later changes inside the window are coalesced into one event carrying
-// the newest value.
-const progressEvery = 100 * time.Millisecond
-
 // streamWriteTimeout bounds each write to an event stream, so a client that stopped
 // reading cannot hold a stream slot forever.
 const streamWriteTimeout = 30 * time.Second
@@ -176,7 +171,7 @@ func (st *runStream) run(rec engine.RunRecord, sub *engine.Subscription) {
 			st.sent, st.sentProgress, st.pending = cur, cur.Progress, false
 		case cur.Status == apitype.StatusRunning && !reflect.DeepEqual(cur.Progress, st.sentProgress):
 			st.latest, st.pending = cur, true
-			wait := progressEvery - time.Since(st.progressAt)
+			wait := st.s.deps.EventProgressInterval - time.Since(st.progressAt)
 			if wait <= 0 {
 				if st.sendProgress() != nil {
 					return

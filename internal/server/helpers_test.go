@@ -194,3 +194,11 @@ func auditRows(t testing.TB, s *owltest.Stack, runID, action string) []map[strin
 
 // engineSettings shortens engine.Settings in option closures.
 type engineSettings = engine.Settings
+
+// activeRun inserts a pending or running run of team on a project of its own, so that
+// active runs of one test never share an overlap key.
+func activeRun(t testing.TB, s *owltest.Stack, team owltest.Team, status string) string {
+	t.Helper()
+	p := s.SeedProject(t, owltest.InTeam(team))
+	return insertRun(t, s, seedRun{teamID: &team.ID, projectID: &p.ID, status: status})
+}

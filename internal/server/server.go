@@ -75,6 +75,10 @@ type Deps struct {
 	EventFallbackInterval time.Duration
 	// EventPingInterval spaces the `: ping` comments of an event stream. Defaults to 15s.
 	EventPingInterval time.Duration
+	// EventProgressInterval is the shortest spacing of two progress events on one
+	// stream; changes inside it are coalesced into the newest value (api.md §7.5).
+	// Defaults to 100ms.
+	EventProgressInterval time.Duration
 }
 
 // Server is the API of one replica.
@@ -119,6 +123,9 @@ func New(deps Deps) *Server {
 	}
 	if deps.EventPingInterval <= 0 {
 		deps.EventPingInterval = 15 * time.Second
+	}
+	if deps.EventProgressInterval <= 0 {
+		deps.EventProgressInterval = 100 * time.Millisecond
 	}
 	s := &Server{
 		deps:     deps,
