@@ -4,20 +4,17 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 
 	"github.com/google/uuid"
 )
 
 // reqState is what the outer middleware knows about a request and the handlers fill in:
-// its id, the matched route pattern (the metrics label) and the caller.
+// its id, the matched route pattern (the metrics label) and a logger that names the
+// caller once it is known. Only the request's own goroutine touches it.
 type reqState struct {
 	requestID string
 	log       *slog.Logger
-
-	mu        sync.Mutex
 	route     string
-	principal *principal
 }
 
 type stateKey struct{}
@@ -31,20 +28,9 @@ func stateOf(r *http.Request) *reqState {
 	return &reqState{requestID: uuid.NewString(), log: slog.New(slog.DiscardHandler), route: "unmatched"}
 }
 
+// setPrincipal adds the caller to every later log line of the request.
 func (st *reqState) setPrincipal(p *principal) {
-	st.mu.Lock()
-	st.principal = p
-	st.mu.Unlock()
 	st.log = st.log.With("actor", p.actor())
-}
-
-func (st *reqState) actor() string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.principal == nil {
-		return ""
-	}
-	return st.principal.actor()
 }
 
 // requestID echoes the client's X-Request-Id when it is 1–128 printable ASCII

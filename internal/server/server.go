@@ -325,7 +325,7 @@ func (s *Server) outer(mux http.Handler) http.Handler {
 				level = slog.LevelDebug
 			}
 			st.log.Log(context.Background(), level, "request", "method", r.Method, "path", r.URL.Path,
-				"route", st.route, "status", code, "duration_ms", d.Milliseconds(), "actor", st.actor())
+				"route", st.route, "status", code, "duration_ms", d.Milliseconds())
 		}()
 		defer recoverPanic(w, r)
 
