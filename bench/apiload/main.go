@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/owlmetry/owlmetry/internal/apikey"
 	"github.com/owlmetry/owlmetry/internal/db"
 	"github.com/owlmetry/owlmetry/internal/engine"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
@@ -187,7 +188,7 @@ func seedData(ctx context.Context, pool *pgxpool.Pool, o options) (seeded, error
 	s.token = "owl_agent_" + randomHex(24)
 	if _, err := pool.Exec(ctx, `INSERT INTO api_keys (secret, secret_hash, key_type, team_id, name, created_by, permissions)
 		VALUES ('owl_agent_…', $1, 'agent', $2, 'load', $3, '["jobs:read", "jobs:write"]')`,
-		server.HashAPIKey(s.token), s.teamID, userID); err != nil {
+		apikey.Hash(s.token), s.teamID, userID); err != nil {
 		return s, err
 	}
 	rows, err := pool.Query(ctx, `INSERT INTO projects (team_id, name, slug, color)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/owlmetry/owlmetry/internal/server"
+	"github.com/owlmetry/owlmetry/internal/apikey"
 )
 
 // Team is a seeded team.
@@ -106,7 +106,8 @@ func (s *Stack) SeedKey(t testing.TB, team Team, permissions []string, opts ...K
 	for _, o := range opts {
 		o(&spec)
 	}
-	prefix := map[string]string{"agent": "owl_agent_", "client": "owl_client_", "import": "owl_import_", "server": "owl_agent_"}[spec.keyType]
+	prefix := map[string]string{"agent": apikey.PrefixAgent, "client": apikey.PrefixClient,
+		"import": apikey.PrefixImport, "server": apikey.PrefixAgent}[spec.keyType]
 	token := prefix + randomHex(24)
 	if permissions == nil {
 		permissions = []string{}
@@ -119,7 +120,7 @@ func (s *Stack) SeedKey(t testing.TB, team Team, permissions []string, opts ...K
 	k := Key{Token: token, TeamID: team.ID}
 	s.queryRow(t, `INSERT INTO api_keys (secret, secret_hash, key_type, team_id, name, created_by, permissions, expires_at)
 		VALUES ($1, $2, $3, $4, 'test key', $5, $6, $7) RETURNING id`,
-		[]any{token[:len(prefix)+4] + "…", server.HashAPIKey(token), spec.keyType, team.ID, creator.ID, perms, spec.expiresAt}, &k.ID)
+		[]any{apikey.Hint(token), apikey.Hash(token), spec.keyType, team.ID, creator.ID, perms, spec.expiresAt}, &k.ID)
 	return k
 }
 

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -16,15 +14,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/owlmetry/owlmetry/internal/apikey"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
 )
-
-// API key prefixes (api.md §3.1). A token with one of them is an API key; anything else
-// is a user's JWT.
-var keyPrefixes = []string{"owl_client_", "owl_agent_", "owl_import_"}
-
-// keySecretLen is the number of lowercase hex characters after the prefix.
-const keySecretLen = 48
 
 // Roles of team members, highest first (api.md §4.1).
 const (
@@ -126,39 +118,15 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 		return nil, errorf(http.StatusUnauthorized, msgInvalidAuthFormat)
 	}
 	token := parts[1]
-	for _, prefix := range keyPrefixes {
-		if strings.HasPrefix(token, prefix) {
-			return s.authenticateKey(r.Context(), prefix, token)
-		}
+	if apikey.LooksLikeKey(token) { // api.md §3.1: a key prefix makes it a key, else a JWT
+		return s.authenticateKey(r.Context(), token)
 	}
 	return s.authenticateUser(r.Context(), token)
 }
 
-// wellFormedKey checks the key format without touching the database.
-func wellFormedKey(prefix, token string) bool {
-	secret := token[len(prefix):]
-	if len(secret) != keySecretLen {
-		return false
-	}
-	for i := 0; i < len(secret); i++ {
-		c := secret[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// HashAPIKey is how api_keys.secret_hash is derived from a key: the lowercase hex
-// SHA-256 of the whole token, prefix included (api.md §3.2). Seeders use it too.
-func HashAPIKey(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-func (s *Server) authenticateKey(ctx context.Context, prefix, token string) (*principal, error) {
+func (s *Server) authenticateKey(ctx context.Context, token string) (*principal, error) {
 	invalid := errorf(http.StatusUnauthorized, "Invalid API key")
-	if !wellFormedKey(prefix, token) {
+	if !apikey.WellFormed(token) {
 		return nil, invalid
 	}
 	var (
@@ -172,7 +140,7 @@ func (s *Server) authenticateKey(ctx context.Context, prefix, token string) (*pr
 		       k.expires_at IS NOT NULL AND k.expires_at <= now(), k.last_used_at
 		  FROM api_keys k JOIN teams t ON t.id = k.team_id
 		 WHERE k.secret_hash = $1 AND k.deleted_at IS NULL AND t.deleted_at IS NULL`,
-		HashAPIKey(token)).Scan(&p.KeyID, &p.KeyType, &p.KeyTeamID, &p.CreatedBy, &perms, &expired, &lastUsed)
+		apikey.Hash(token)).Scan(&p.KeyID, &p.KeyType, &p.KeyTeamID, &p.CreatedBy, &perms, &expired, &lastUsed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, invalid
 	}

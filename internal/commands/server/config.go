@@ -15,6 +15,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
 	"github.com/owlmetry/owlmetry/internal/engine"
+	"github.com/owlmetry/owlmetry/internal/notify"
 	apiserver "github.com/owlmetry/owlmetry/internal/server"
 )
 
@@ -33,6 +34,7 @@ type settings struct {
 	sseMaxStreams int
 	logFormat     string
 	logLevel      slog.Level
+	notify        notify.Config
 }
 
 // settingError is an invalid or missing setting: one line naming it (engine.md §17).
@@ -133,6 +135,10 @@ func resolve(opts *ServerOptions, fs *pflag.FlagSet) (settings, error) {
 			return s, invalid("OWLMETRY_SSE_MAX_STREAMS", v, "an integer ≥ 1")
 		}
 		s.sseMaxStreams = n
+	}
+
+	if s.notify, err = notify.LoadConfig(lookup); err != nil {
+		return s, &settingError{msg: err.Error()}
 	}
 
 	url, err := cmdutil.ResolveDatabaseURL(opts.Database.URL, lookup)

@@ -30,10 +30,9 @@ func jobHandlers(handlerDeps) map[string]engine.Handler {
 	return map[string]engine.Handler{}
 }
 
-// notifier is the one place where the engine's notifier is built (engine.md §14). The
-// e-mail outbox (internal/notify's Service, configured by notify.LoadConfig) is not part
-// of this build yet, so terminal runs notify nobody: the engine skips notifications when
-// Config.Notifier is nil.
-func notifier(handlerDeps) (notify.Notifier, error) {
-	return nil, nil
+// notifier builds the engine's notifier (engine.md §14): the durable e-mail outbox of
+// internal/notify, configured from the environment (SMTP_*, EMAIL_FROM, WEB_APP_URL,
+// SYSTEM_JOBS_ALERT_*). Without SMTP_HOST or SMTP_URL it writes e-mails to the log.
+func notifier(d handlerDeps, cfg notify.Config) notify.Notifier {
+	return notify.New(notify.Options{Config: cfg, Pool: d.Pool, Logger: d.Logger, Metrics: d.Metrics})
 }

@@ -69,6 +69,9 @@ Flags win over their variables. Further variables:
   OWLMETRY_HEARTBEAT_INTERVAL, OWLMETRY_STALE_AFTER, OWLMETRY_REAP_INTERVAL,
   OWLMETRY_MAX_RUN_TIME_<JOB_TYPE>, OWLMETRY_JOB_RUNS_RETENTION_DAYS,
   MAX_DATABASE_SIZE_GB        engine tunables (engine.md §17)
+  SMTP_URL or SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS,
+  SMTP_TIMEOUT, EMAIL_FROM, WEB_APP_URL, SYSTEM_JOBS_ALERT_EMAIL,
+  SYSTEM_JOBS_ALERT_ON        e-mail (without an SMTP host e-mails go to the log)
 
 The database is --database-url, else OWLMETRY_DATABASE_URL, else DATABASE_URL,
 else the libpq variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,
@@ -141,14 +144,10 @@ func serverRun(ctx context.Context, opts *ServerOptions) error {
 
 	m := metrics.New()
 	hd := handlerDeps{Pool: pool, Logger: log, Metrics: m, SecretKey: cfg.secretKey, LookupEnv: f.LookupEnvFunc}
-	ntf, err := notifier(hd)
-	if err != nil {
-		return err
-	}
 	eng, err := engine.New(pool, engine.Config{
 		Settings: cfg.engine,
 		Handlers: jobHandlers(hd),
-		Notifier: ntf,
+		Notifier: notifier(hd, cfg.notify),
 		Metrics:  m,
 		Logger:   log,
 		Version:  build.Current().Version,

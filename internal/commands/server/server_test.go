@@ -18,12 +18,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/owlmetry/owlmetry/internal/apikey"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
 	"github.com/owlmetry/owlmetry/internal/commands"
 	servercmd "github.com/owlmetry/owlmetry/internal/commands/server"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/pgtest"
-	"github.com/owlmetry/owlmetry/internal/server"
 )
 
 // asOwlmetry makes the test binary behave as the owlmetry binary when a test re-executes
@@ -109,6 +109,8 @@ func TestSettingsRefusal(t *testing.T) {
 		{"stale after", with(env, "OWLMETRY_STALE_AFTER", "10s"), nil, `error: invalid OWLMETRY_STALE_AFTER "10s": at least three times OWLMETRY_HEARTBEAT_INTERVAL (30s)`},
 		{"fetch cooldown", with(env, "OWLMETRY_FETCH_COOLDOWN", "fast"), nil, `error: invalid OWLMETRY_FETCH_COOLDOWN "fast": a duration such as 10s, at least 1ms`},
 		{"cron profile", with(env, "OWLMETRY_CRON_PROFILE", "weekly"), nil, `error: invalid OWLMETRY_CRON_PROFILE "weekly": prod, dev or off`},
+		{"smtp port", with(env, "SMTP_PORT", "abc"), nil, `error: invalid SMTP_PORT "abc": want a port number from 1 to 65535`},
+		{"alert mode", with(env, "SYSTEM_JOBS_ALERT_ON", "some"), nil, `error: invalid SYSTEM_JOBS_ALERT_ON "some": want all or failures`},
 		{"shutdown timeout", env, []string{"--shutdown-timeout", "0s"}, `error: invalid --shutdown-timeout "0s": a positive duration such as 25s`},
 		{"bad database url", with(env, "DATABASE_URL", "postgres://%zz"), []string{"--listen", "127.0.0.1:0"}, ""},
 	}
@@ -300,7 +302,7 @@ func TestServerProcess(t *testing.T) {
 	require.NoError(t, tdb.Pool.QueryRow(ctx, `INSERT INTO users (email, name) VALUES ('u@x', 'U') RETURNING id`).Scan(&userID))
 	token := "owl_agent_" + strings.Repeat("ab", 24)
 	_, err := tdb.Pool.Exec(ctx, `INSERT INTO api_keys (secret, secret_hash, key_type, team_id, name, created_by, permissions)
-		VALUES ('owl_agent_abab…', $1, 'agent', $2, 'k', $3, '["jobs:read"]')`, server.HashAPIKey(token), teamID, userID)
+		VALUES ('owl_agent_abab…', $1, 'agent', $2, 'k', $3, '["jobs:read"]')`, apikey.Hash(token), teamID, userID)
 	require.NoError(t, err)
 	r, err := http.NewRequest(http.MethodGet, base+"/v1/teams/"+teamID+"/jobs", nil)
 	require.NoError(t, err)
@@ -355,7 +357,7 @@ func TestServerProcessSecondSignal(t *testing.T) {
 	require.NoError(t, tdb.Pool.QueryRow(ctx, `INSERT INTO users (email, name) VALUES ('u@x', 'U') RETURNING id`).Scan(&userID))
 	token := "owl_agent_" + strings.Repeat("cd", 24)
 	_, err := tdb.Pool.Exec(ctx, `INSERT INTO api_keys (secret, secret_hash, key_type, team_id, name, created_by, permissions)
-		VALUES ('owl_agent_cdcd…', $1, 'agent', $2, 'k', $3, '["jobs:write"]')`, server.HashAPIKey(token), teamID, userID)
+		VALUES ('owl_agent_cdcd…', $1, 'agent', $2, 'k', $3, '["jobs:write"]')`, apikey.Hash(token), teamID, userID)
 	require.NoError(t, err)
 	require.NoError(t, tdb.Pool.QueryRow(ctx, `INSERT INTO job_runs (job_type, team_id, triggered_by) VALUES ('apple_ads_sync', $1, 'schedule') RETURNING id`,
 		teamID).Scan(&runID))
