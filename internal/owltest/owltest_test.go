@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
@@ -22,7 +24,18 @@ import (
 	"github.com/owlmetry/owlmetry/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Shutdown()
+	if code == 0 {
+		// Every stack stops its server, engine and background writers with its test.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func request(t *testing.T, s *owltest.Stack, method, path, token, body string) (int, map[string]any) {
 	t.Helper()

@@ -45,7 +45,9 @@ var fuzzMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPT
 // a panic, and every error is the JSON envelope. `go test` runs the committed seeds
 // (testdata/fuzz/FuzzRoutes); `go test -fuzz FuzzRoutes` searches for more.
 func FuzzRoutes(f *testing.F) {
-	stack := owltest.StartStack(f, owltest.WithBlockingHandler(jobtype.AppleAdsSync))
+	// Every type a route can create has a handler, so inputs reach the inserts.
+	stack := owltest.StartStack(f, owltest.WithBlockingHandler(jobtype.AppleAdsSync, jobtype.RevenueCatSync,
+		jobtype.RevenueCatUserBackfill, jobtype.AppStoreRatingsSync, jobtype.AppStoreConnectReviewsSync))
 	team := stack.Team
 	project := stack.SeedProject(f, owltest.WithIntegration("revenuecat"), owltest.WithIntegration("apple-search-ads"),
 		owltest.WithIntegration("app-store-connect"), owltest.WithAppleApps(1), owltest.WithAppUsers(1))
@@ -62,6 +64,8 @@ func FuzzRoutes(f *testing.F) {
 	f.Add(uint8(1), uint8(1), uint8(0), uint8(1), "", "", "application/json",
 		[]byte(`{"job_type":"apple_ads_sync","project_id":"`+project.ID+`","params":{"project_id":1e400}}`))
 	f.Add(uint8(1), uint8(1), uint8(3), uint8(2), "%zz", "", "application/json; charset=utf-8", []byte(`{"job_type":null}`))
+	f.Add(uint8(1), uint8(1), uint8(0), uint8(3), "", "", "application/json",
+		[]byte(`{"job_type":"revenuecat_user_backfill","project_id":"`+project.ID+`","params":{"starting_after":"\u0000"},"notify":true}`))
 	f.Add(uint8(4), uint8(0), uint8(0), uint8(1), "", "", "", []byte(nil))
 	f.Add(uint8(14), uint8(7), uint8(3), uint8(4), "v1/jobs/../x", "cursor=%7C", "text/plain", []byte("\x00\xff"))
 

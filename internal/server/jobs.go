@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -196,6 +197,14 @@ func parseTriggerBody(b []byte) (triggerBody, error) {
 	if raw = m["params"]; !isNull(raw) {
 		if out.params, ok = decodeParams(raw); !ok {
 			return out, badRequest("params must be a JSON object")
+		}
+	}
+	for k, v := range out.params {
+		// Postgres cannot store U+0000 in jsonb: refuse it here rather than fail the insert.
+		if str, isStr := v.(string); isStr && strings.ContainsRune(str, 0) {
+			if _, declared := t.Param(k); declared {
+				return out, badRequest("Invalid param %q: must not contain NUL characters", k)
+			}
 		}
 	}
 	// The run's project_id is authoritative (engine.md §2.3 rule 4): a type that takes

@@ -138,6 +138,8 @@ func TestTrigger(t *testing.T) {
 			{`{"job_type":"revenuecat_user_backfill","project_id":"` + pid + `","params":{"starting_after":12}}`, `Invalid param "starting_after": must be a string`},
 			{`{"job_type":"revenuecat_user_backfill","project_id":"` + pid + `","params":{"starting_after":"` + strings.Repeat("x", 256) + `"}}`, `Invalid param "starting_after": must be 1-255 characters`},
 			{`{"job_type":"apple_ads_sync","project_id":"` + pid + `","params":{"project_id":"nope"}}`, `Invalid param "project_id": must be a UUID`},
+			{`{"job_type":"revenuecat_user_backfill","project_id":"` + pid + `","params":{"starting_after":"a\u0000b"}}`, `Invalid param "starting_after": must not contain NUL characters`},
+			{`{"job_type":"revenuecat_user_backfill","project_id":"` + pid + `","params":{"x\u0000":"a"}}`, `Unknown param "x\x00" for job type "revenuecat_user_backfill" (allowed: project_id, starting_after)`},
 			{`{"job_type":"apple_ads_sync","project_id":"` + pid + `","params":{"project_id":"00000000-0000-4000-8000-000000000000"}}`, "params.project_id must match project_id"},
 			{`{"job_type":"apple_ads_sync","project_id":"` + pid + `","notify":"yes"}`, "notify must be a boolean"},
 			{`{"job_type":"apple_ads_sync","project_id":"` + pid + `","notify":1}`, "notify must be a boolean"},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/owlmetry/owlmetry/internal/apikey"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
@@ -34,7 +36,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asOwlmetry) == "1" {
 		os.Exit(int(commands.Main()))
 	}
-	pgtest.Main(m)
+	code := m.Run()
+	pgtest.Shutdown()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 const secretKey = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
