@@ -15,7 +15,7 @@
 //		…
 //	}
 //
-// The stack has no job handlers unless a test registers them (WithHandler,
+// The stack has no job handlers unless a test registers them (WithJobs, WithHandler,
 // WithBlockingHandler): a type without one is refused with 501, as in a server build
 // without it. owltest is for tests only; production code never imports it.
 package owltest
@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/owlmetry/owlmetry/internal/engine"
+	"github.com/owlmetry/owlmetry/internal/jobs"
 	"github.com/owlmetry/owlmetry/internal/metrics"
 	"github.com/owlmetry/owlmetry/internal/pgtest"
 	"github.com/owlmetry/owlmetry/internal/server"
@@ -76,11 +77,19 @@ type config struct {
 	deps         []func(*server.Deps)
 	logger       *slog.Logger
 	engineConfig []func(*engine.Config)
+	realJobs     bool
 }
 
 // WithHandler registers h for a job type, so runs of it execute.
 func WithHandler(jobType string, h engine.Handler) Option {
 	return func(c *config) { c.handlers[jobType] = h }
+}
+
+// WithJobs registers the real handlers of internal/jobs (jobs.All with default settings),
+// as `owlmetry server` does. Handlers registered by WithHandler or WithBlockingHandler
+// win for their types.
+func WithJobs() Option {
+	return func(c *config) { c.realJobs = true }
 }
 
 // WithBlockingHandler registers Stack.Blocker for the job types: their runs start, then
@@ -156,15 +165,22 @@ func StartStack(t testing.TB, opts ...Option) *Stack {
 		SecretKey: randomHex(32),
 		home:      t.TempDir(),
 	}
+	handlers := map[string]engine.Handler{}
+	if c.realJobs {
+		handlers = jobs.All(jobs.Deps{Logger: c.logger, Metrics: s.Metrics})
+	}
+	for jt, h := range c.handlers {
+		handlers[jt] = h
+	}
 	for _, jt := range c.blocking {
-		c.handlers[jt] = s.Blocker
+		handlers[jt] = s.Blocker
 	}
 
 	settings := TestSettings()
 	for _, f := range c.settings {
 		f(&settings)
 	}
-	ecfg := engine.Config{Settings: settings, Handlers: c.handlers, Metrics: s.Metrics, Logger: c.logger,
+	ecfg := engine.Config{Settings: settings, Handlers: handlers, Metrics: s.Metrics, Logger: c.logger,
 		Version: "owltest", TestOnly: true}
 	for _, f := range c.engineConfig {
 		f(&ecfg)

@@ -174,6 +174,18 @@ func TestStack(t *testing.T) {
 	})
 }
 
+func TestStackWithJobs(t *testing.T) {
+	t.Parallel()
+	stack := owltest.StartStack(t, owltest.WithJobs())
+	for _, jt := range []string{jobtype.PartitionCreation, jobtype.RetentionCleanup} {
+		require.True(t, stack.Engine.HasHandler(jt), jt)
+	}
+	rec, err := stack.Engine.Enqueue(context.Background(), engine.EnqueueRequest{JobType: jobtype.PartitionCreation,
+		Entry: jobtype.EntryCLI, TriggeredBy: "manual:cli:test@host"})
+	require.NoError(t, err)
+	require.Equal(t, apitype.StatusCompleted, waitEnd(t, stack, rec.ID).Status)
+}
+
 func TestStackOptions(t *testing.T) {
 	t.Parallel()
 	called := make(chan string, 1)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
 	"github.com/owlmetry/owlmetry/internal/engine"
+	"github.com/owlmetry/owlmetry/internal/jobs"
 	"github.com/owlmetry/owlmetry/internal/notify"
 	apiserver "github.com/owlmetry/owlmetry/internal/server"
 )
@@ -35,6 +36,7 @@ type settings struct {
 	logFormat     string
 	logLevel      slog.Level
 	notify        notify.Config
+	jobs          jobs.Config
 }
 
 // settingError is an invalid or missing setting: one line naming it (engine.md §17).
@@ -138,6 +140,9 @@ func resolve(opts *ServerOptions, fs *pflag.FlagSet) (settings, error) {
 	}
 
 	if s.notify, err = notify.LoadConfig(lookup); err != nil {
+		return s, &settingError{msg: err.Error()}
+	}
+	if s.jobs, err = jobs.LoadConfig(lookup); err != nil {
 		return s, &settingError{msg: err.Error()}
 	}
 

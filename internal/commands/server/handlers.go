@@ -6,6 +6,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/owlmetry/owlmetry/internal/engine"
+	"github.com/owlmetry/owlmetry/internal/jobs"
 	"github.com/owlmetry/owlmetry/internal/metrics"
 	"github.com/owlmetry/owlmetry/internal/notify"
 )
@@ -21,13 +22,12 @@ type handlerDeps struct {
 	LookupEnv func(string) (string, bool)
 }
 
-// jobHandlers is the one place where this build's job handlers are chosen. The handlers
-// live in internal/jobs, one file per type; until that package exists the map is empty,
-// so every run-creating route answers 501 "<type> has no handler in this build" rather
-// than accepting runs no replica can execute. Once it exists this returns
-// jobs.All(deps).
-func jobHandlers(handlerDeps) map[string]engine.Handler {
-	return map[string]engine.Handler{}
+// jobHandlers is the one place where this build's job handlers are chosen: every
+// handler internal/jobs implements (jobs.All). A type without one is refused by the
+// run-creating routes with 501 "<type> has no handler in this build" rather than
+// accepted as a run no replica could execute.
+func jobHandlers(d handlerDeps, cfg jobs.Config) map[string]engine.Handler {
+	return jobs.All(jobs.Deps{Config: cfg, Logger: d.Logger, Metrics: d.Metrics})
 }
 
 // notifier builds the engine's notifier (engine.md §14): the durable e-mail outbox of

@@ -67,8 +67,10 @@ Flags win over their variables. Further variables:
   OWLMETRY_CRON_PROFILE       default schedules: prod, dev or off (default prod)
   OWLMETRY_FETCH_COOLDOWN, OWLMETRY_FETCH_POLL_INTERVAL, OWLMETRY_PROGRESS_INTERVAL,
   OWLMETRY_HEARTBEAT_INTERVAL, OWLMETRY_STALE_AFTER, OWLMETRY_REAP_INTERVAL,
-  OWLMETRY_MAX_RUN_TIME_<JOB_TYPE>, OWLMETRY_JOB_RUNS_RETENTION_DAYS,
-  MAX_DATABASE_SIZE_GB        engine tunables (engine.md §17)
+  OWLMETRY_MAX_RUN_TIME_<JOB_TYPE>, OWLMETRY_JOB_RUNS_RETENTION_DAYS
+                              engine tunables (engine.md §17)
+  MAX_DATABASE_SIZE_GB, OWLMETRY_ATTACHMENTS_PATH, OWLMETRY_ISSUE_SCAN_SETTLE,
+  OWLMETRY_FANOUT_CONCURRENCY handler settings (jobs.md §3.10)
   SMTP_URL or SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS,
   SMTP_TIMEOUT, EMAIL_FROM, WEB_APP_URL, SYSTEM_JOBS_ALERT_EMAIL,
   SYSTEM_JOBS_ALERT_ON        e-mail (without an SMTP host e-mails go to the log)
@@ -146,7 +148,7 @@ func serverRun(ctx context.Context, opts *ServerOptions) error {
 	hd := handlerDeps{Pool: pool, Logger: log, Metrics: m, SecretKey: cfg.secretKey, LookupEnv: f.LookupEnvFunc}
 	eng, err := engine.New(pool, engine.Config{
 		Settings: cfg.engine,
-		Handlers: jobHandlers(hd),
+		Handlers: jobHandlers(hd, cfg.jobs),
 		Notifier: notifier(hd, cfg.notify),
 		Metrics:  m,
 		Logger:   log,

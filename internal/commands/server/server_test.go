@@ -119,6 +119,7 @@ func TestSettingsRefusal(t *testing.T) {
 		{"stale after", with(env, "OWLMETRY_STALE_AFTER", "10s"), nil, `error: invalid OWLMETRY_STALE_AFTER "10s": at least three times OWLMETRY_HEARTBEAT_INTERVAL (30s)`},
 		{"fetch cooldown", with(env, "OWLMETRY_FETCH_COOLDOWN", "fast"), nil, `error: invalid OWLMETRY_FETCH_COOLDOWN "fast": a duration such as 10s, at least 1ms`},
 		{"cron profile", with(env, "OWLMETRY_CRON_PROFILE", "weekly"), nil, `error: invalid OWLMETRY_CRON_PROFILE "weekly": prod, dev or off`},
+		{"fan-out concurrency", with(env, "OWLMETRY_FANOUT_CONCURRENCY", "0"), nil, `error: invalid OWLMETRY_FANOUT_CONCURRENCY "0": an integer from 1 to 32`},
 		{"smtp port", with(env, "SMTP_PORT", "abc"), nil, `error: invalid SMTP_PORT "abc": want a port number from 1 to 65535`},
 		{"alert mode", with(env, "SYSTEM_JOBS_ALERT_ON", "some"), nil, `error: invalid SYSTEM_JOBS_ALERT_ON "some": want all or failures`},
 		{"shutdown timeout", env, []string{"--shutdown-timeout", "0s"}, `error: invalid --shutdown-timeout "0s": a positive duration such as 25s`},
