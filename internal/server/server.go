@@ -14,7 +14,9 @@
 // that turns them into the `{"error": …}` envelope, so a client mistake is never a 500.
 //
 // Runs are created only through the engine's enqueue path, so the overlap rule (409 with
-// existing_run_id) holds for every route. Live run updates come from the engine's
+// existing_run_id) holds for every route. A job type whose handler is not part of this
+// build is refused with 501 {"error": "<type> has no handler in this build"}: the run
+// would otherwise wait in the queue for a worker that can never take it. Live run updates come from the engine's
 // LISTEN/NOTIFY fan-out (engine.Subscribe), not from polling the table.
 package server
 
