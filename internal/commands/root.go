@@ -9,6 +9,7 @@ import (
 	"github.com/owlmetry/owlmetry/internal/build"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
 	migratecmd "github.com/owlmetry/owlmetry/internal/commands/migrate"
+	servercmd "github.com/owlmetry/owlmetry/internal/commands/server"
 	versioncmd "github.com/owlmetry/owlmetry/internal/commands/version"
 )
 
@@ -96,7 +97,7 @@ schedules and database of the server owner.`,
 			root.AddCommand(c)
 		}
 	}
-	add(groupOwner, migratecmd.NewCmdMigrate(f, nil))
+	add(groupOwner, migratecmd.NewCmdMigrate(f, nil), servercmd.NewCmdServer(f, nil))
 	add(groupOther, versioncmd.NewCmdVersion(f, nil))
 	for _, topic := range helpTopics(f) {
 		root.AddCommand(topic)
