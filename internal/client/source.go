@@ -31,7 +31,8 @@ func (b Backoff) Delay(n int) time.Duration {
 // ReportFunc receives news about a followed run: a full snapshot, a progress patch to
 // merge into the last snapshot, or an outage (requests are failing and are being
 // retried). Exactly one argument is non-nil per call.
-type ReportFunc func(snapshot *apitype.JobRun, patch *apitype.ProgressEvent, outage error)
+// It is an alias, so RunSource satisfies interfaces that spell the function type out.
+type ReportFunc = func(snapshot *apitype.JobRun, patch *apitype.ProgressEvent, outage error)
 
 // RunSource follows runs through the API (cli.md §6.3): the event stream of each run,
 // reopened when it ends without `done` or falls silent, and polling of GET /v1/jobs/{id}
