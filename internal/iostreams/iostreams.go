@@ -167,3 +167,10 @@ func (s *IOStreams) Fd(st Stream) (uintptr, bool) {
 	}
 	return s.errFd, s.hasErrFd
 }
+
+// Getenv returns a variable of the injected environment, "" when unset. Terminal code
+// that needs TERM and the like asks here rather than the process environment.
+func (s *IOStreams) Getenv(key string) string {
+	v, _ := s.env(key)
+	return v
+}
