@@ -88,6 +88,9 @@ type OutcomeError struct {
 	Message string
 	RunIDs  []string
 	Hint    string
+	// Notes are printed after the hint in table format ("note: the run was not
+	// cancelled").
+	Notes []string
 }
 
 func (e *OutcomeError) Error() string { return e.Message }
