@@ -195,4 +195,3 @@ func triggerRun(ctx context.Context, opts *TriggerOptions) error {
 	}
 	return fr.Err()
 }
-

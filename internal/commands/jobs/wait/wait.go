@@ -97,4 +97,3 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 	}
 	return fr.Err()
 }
-
