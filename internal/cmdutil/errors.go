@@ -103,3 +103,16 @@ type SilentError struct {
 }
 
 func (e *SilentError) Error() string { return e.Name }
+
+// CodedError gives an error an exit code and JSON code name of its own, for outcomes
+// the generic rules do not cover (`config get` of an unset key: not_found, exit 1).
+type CodedError struct {
+	Code ExitCode
+	Name string
+	Err  error
+}
+
+func (e *CodedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the error.
+func (e *CodedError) Unwrap() error { return e.Err }

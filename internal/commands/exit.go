@@ -38,6 +38,7 @@ func classify(err error) (cmdutil.ExitCode, string, map[string]any) {
 		schema   *cmdutil.SchemaError
 		apiErr   *client.APIError
 		gone     *client.RunGoneError
+		coded    *cmdutil.CodedError
 	)
 	if err == nil {
 		return cmdutil.ExitOK, "", nil
@@ -56,6 +57,8 @@ func classify(err error) (cmdutil.ExitCode, string, map[string]any) {
 		return outcome.Code, outcome.Name, fields
 	case errors.As(err, &silent):
 		return silent.Code, silent.Name, nil
+	case errors.As(err, &coded):
+		return coded.Code, coded.Name, nil
 	case errors.As(err, &flagErr):
 		return cmdutil.ExitUsage, "usage", nil
 	case errors.Is(err, cmdutil.ErrInterrupted):

@@ -8,9 +8,19 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/build"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
+	adscmd "github.com/owlmetry/owlmetry/internal/commands/ads"
+	authcmd "github.com/owlmetry/owlmetry/internal/commands/auth"
+	logincmd "github.com/owlmetry/owlmetry/internal/commands/auth/login"
+	switchcmd "github.com/owlmetry/owlmetry/internal/commands/auth/switch"
+	completioncmd "github.com/owlmetry/owlmetry/internal/commands/completion"
+	"github.com/owlmetry/owlmetry/internal/commands/configcmd"
+	integrationscmd "github.com/owlmetry/owlmetry/internal/commands/integrations"
+	jobscmd "github.com/owlmetry/owlmetry/internal/commands/jobs"
 	migratecmd "github.com/owlmetry/owlmetry/internal/commands/migrate"
 	servercmd "github.com/owlmetry/owlmetry/internal/commands/server"
+	ratingscmd "github.com/owlmetry/owlmetry/internal/commands/ratings"
 	versioncmd "github.com/owlmetry/owlmetry/internal/commands/version"
+	whoamicmd "github.com/owlmetry/owlmetry/internal/commands/whoami"
 )
 
 // Help group ids (cli.md §1.2).
@@ -49,8 +59,8 @@ schedules and database of the server owner.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorWrap(err) })
 	root.SetHelpCommandGroupID(groupOther)
-	root.SetCompletionCommandGroupID(groupOther)
-	root.CompletionOptions.HiddenDefaultCmd = true
+	// Our own completion command replaces cobra's; the hidden __complete stays.
+	root.CompletionOptions.DisableDefaultCmd = true
 
 	pf := root.PersistentFlags()
 	g := f.Flags
@@ -64,6 +74,8 @@ schedules and database of the server owner.`,
 	pf.DurationVar(&g.RequestTimeout, "request-timeout", 30*time.Second, "timeout of each API request")
 	pf.BoolVar(&g.Debug, "debug", false, "log requests and statements on stderr")
 	root.Flags().BoolVarP(&showVersion, "version", "V", false, "print the version")
+	f.GlobalFlagSet = pf
+	_ = root.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		f.IOStreams.SetNoColor(g.NoColor)
@@ -97,8 +109,21 @@ schedules and database of the server owner.`,
 			root.AddCommand(c)
 		}
 	}
+	add(groupJobs,
+		jobscmd.NewCmdJobs(f),
+		adscmd.NewCmdAds(f),
+		ratingscmd.NewCmdRatings(f),
+		integrationscmd.NewCmdIntegrations(f),
+	)
+	add(groupAccount,
+		authcmd.NewCmdAuth(f),
+		whoamicmd.NewCmdWhoAmI(f, nil),
+		configcmd.NewCmdConfig(f),
+	)
 	add(groupOwner, migratecmd.NewCmdMigrate(f, nil), servercmd.NewCmdServer(f, nil))
-	add(groupOther, versioncmd.NewCmdVersion(f, nil))
+	add(groupOther, completioncmd.NewCmdCompletion(f, nil), versioncmd.NewCmdVersion(f, nil))
+	// Hidden compatibility aliases of the public CLI (cli.md §9.6).
+	root.AddCommand(logincmd.NewCmdSetup(f), switchcmd.NewCmdSwitchAlias(f))
 	for _, topic := range helpTopics(f) {
 		root.AddCommand(topic)
 	}

@@ -542,3 +542,17 @@ func profileLines(f *File, keys []string) []string {
 	}
 	return out
 }
+
+// FileProfile selects the profile a change to the file applies to: --team,
+// OWLMETRY_TEAM, then active_team — whatever the key's source, because `config set` and
+// `auth` edit the file, not a request.
+func (r *Resolver) FileProfile() (string, *Profile, error) {
+	hint, _ := r.teamHint()
+	return r.selectedProfile(hint)
+}
+
+// TeamHint returns --team or OWLMETRY_TEAM, "" when neither is given.
+func (r *Resolver) TeamHint() string {
+	hint, _ := r.teamHint()
+	return hint
+}
