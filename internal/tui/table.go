@@ -27,8 +27,12 @@ type Table struct {
 // AddRow appends a row.
 func (t *Table) AddRow(cells ...string) { t.Rows = append(t.Rows, cells) }
 
-// minCell is the narrowest a truncatable column gets before the table stops shrinking.
-const minCell = 5
+// minCell is the narrowest a truncatable column gets while others can still give way;
+// lastResort is the narrowest it gets at all (one character and "…").
+const (
+	minCell    = 5
+	lastResort = 2
+)
 
 // Render lays the table out. On a terminal: an upper-case header, aligned columns fitted
 // to width, long cells cut with "…", ids whole. Piped: one record per line, fields
@@ -99,20 +103,22 @@ func fit(widths []int, cols []Column, width int) {
 		}
 		return s
 	}
-	for total() > width {
-		widest := -1
-		for i, w := range widths {
-			if cols[i].NoTruncate || w <= minCell {
-				continue
+	for _, floor := range []int{minCell, lastResort} {
+		for total() > width {
+			widest := -1
+			for i, w := range widths {
+				if cols[i].NoTruncate || w <= floor {
+					continue
+				}
+				if widest < 0 || w > widths[widest] {
+					widest = i
+				}
 			}
-			if widest < 0 || w > widths[widest] {
-				widest = i
+			if widest < 0 {
+				break // nothing left to shrink at this floor
 			}
+			widths[widest]--
 		}
-		if widest < 0 {
-			return // nothing left to shrink; the terminal wraps
-		}
-		widths[widest]--
 	}
 }
 
