@@ -448,4 +448,3 @@ func setRun(_ context.Context, opts *ConfigOptions, unset bool) error {
 		return fmt.Sprintf("Set %s to %s", opts.Key, value)
 	})
 }
-
