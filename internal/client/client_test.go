@@ -144,6 +144,7 @@ func TestAPIErrorMessages(t *testing.T) {
 		{"error and message", 400, "application/json", `{"error":"auth_error","message":"invalid_client"}`, "auth_error: invalid_client (HTTP 400)"},
 		{"same error and message", 400, "application/json", `{"error":"x","message":"x"}`, "x (HTTP 400)"},
 		{"framework envelope", 400, "application/json", `{"statusCode":400,"error":"Bad Request","message":"body/job_type must be string"}`, "body/job_type must be string (HTTP 400)"},
+		{"upstream failure", 502, "application/json", `{"error":"RevenueCat request failed","message":"upstream timeout","statusCode":0}`, "RevenueCat request failed: upstream timeout (HTTP 502)"},
 		{"not JSON", 502, "text/html", `<html>bad gateway</html>`, "unexpected response from server (HTTP 502 Bad Gateway)"},
 		{"JSON without error", 500, "application/json", `{"oops":1}`, "unexpected response from server (HTTP 500 Internal Server Error)"},
 	}

@@ -56,7 +56,7 @@ func (e *APIError) Error() string {
 // Message is the server's message without the status suffix, "" when the body held none.
 func (e *APIError) Message() string {
 	errText, message := e.Field("error"), e.Field("message")
-	if _, framework := e.Envelope["statusCode"]; framework && message != "" {
+	if e.frameworkEnvelope() && message != "" {
 		return message
 	}
 	switch {
@@ -66,6 +66,21 @@ func (e *APIError) Message() string {
 		return errText
 	}
 	return message
+}
+
+// frameworkEnvelope tells the public server's framework errors ({statusCode, error,
+// message} with the HTTP status and its reason phrase) from owlmetry's upstream
+// failures, whose statusCode is the upstream's status and whose error is a sentence.
+func (e *APIError) frameworkEnvelope() bool {
+	raw, ok := e.Envelope["statusCode"]
+	if !ok {
+		return false
+	}
+	var code int
+	if json.Unmarshal(raw, &code) != nil {
+		return false
+	}
+	return code == e.StatusCode && e.Field("error") == http.StatusText(e.StatusCode)
 }
 
 // Unwrap returns the *apitype.ConflictError of a 409, else nil.

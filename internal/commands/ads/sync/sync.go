@@ -66,6 +66,9 @@ profile's default_project.`,
 			if err := opts.Wait.Validate(cmd.Flags()); err != nil {
 				return err
 			}
+			if err := f.CheckWait(&opts.Wait); err != nil {
+				return err
+			}
 			if runFunc != nil {
 				return runFunc(cmd.Context(), opts)
 			}

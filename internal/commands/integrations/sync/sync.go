@@ -55,6 +55,9 @@ default_project.`,
 			if err := opts.parse(cmd, args[0]); err != nil {
 				return err
 			}
+			if err := f.CheckWait(&opts.Wait); err != nil {
+				return err
+			}
 			if runFunc != nil {
 				return runFunc(cmd.Context(), opts)
 			}

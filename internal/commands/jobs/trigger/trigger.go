@@ -73,6 +73,9 @@ the run to its end and its exit code says how it ended.`,
 			if err := opts.parse(cmd, args[0]); err != nil {
 				return err
 			}
+			if err := f.CheckWait(&opts.Wait); err != nil {
+				return err
+			}
 			if runFunc != nil {
 				return runFunc(cmd.Context(), opts)
 			}

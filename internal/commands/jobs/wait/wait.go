@@ -67,6 +67,9 @@ failed, was cancelled or aborted, 8 when --timeout passed first, 130 on Ctrl-C
 			if err := opts.Wait.Validate(cmd.Flags()); err != nil {
 				return err
 			}
+			if err := f.CheckWait(&opts.Wait); err != nil {
+				return err
+			}
 			if runFunc != nil {
 				return runFunc(cmd.Context(), opts)
 			}

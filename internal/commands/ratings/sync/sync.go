@@ -56,6 +56,9 @@ is not an error.`,
 			if err := opts.Wait.Validate(cmd.Flags()); err != nil {
 				return err
 			}
+			if err := f.CheckWait(&opts.Wait); err != nil {
+				return err
+			}
 			if runFunc != nil {
 				return runFunc(cmd.Context(), opts)
 			}
