@@ -75,8 +75,23 @@ func (s *RunSource) Polling() bool { return s.polling.Load() }
 
 // Get returns the current snapshot of a run, with the client's usual retries.
 func (s *RunSource) Get(ctx context.Context, runID string) (apitype.JobRun, error) {
-	return s.c.JobRunGet(ctx, runID)
+	run, err := s.c.JobRunGet(ctx, runID)
+	if err != nil && ctx.Err() == nil {
+		return run, &RunError{RunID: runID, Err: err}
+	}
+	return run, err
 }
+
+// RunError names the run a failure while following it was about.
+type RunError struct {
+	RunID string
+	Err   error
+}
+
+func (e *RunError) Error() string { return "job run " + e.RunID + ": " + e.Err.Error() }
+
+// Unwrap returns the failure.
+func (e *RunError) Unwrap() error { return e.Err }
 
 // Cancel asks a run to stop.
 func (s *RunSource) Cancel(ctx context.Context, runID string) error {
@@ -97,6 +112,17 @@ func (e *RunGoneError) Error() string {
 // Watch follows one run until it ends (nil), ctx ends (ctx's error), or a failure that
 // ends the wait: 401, 403, 404 on a poll, a stream `error` event, or another 4xx.
 func (s *RunSource) Watch(ctx context.Context, runID string, report ReportFunc) error {
+	err := s.watch(ctx, runID, report)
+	if err != nil && ctx.Err() == nil {
+		var gone *RunGoneError
+		if !errors.As(err, &gone) {
+			return &RunError{RunID: runID, Err: err}
+		}
+	}
+	return err
+}
+
+func (s *RunSource) watch(ctx context.Context, runID string, report ReportFunc) error {
 	pollThis := false
 	reconnects, outages := 0, 0
 	for {

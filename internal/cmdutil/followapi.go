@@ -2,9 +2,11 @@ package cmdutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/follow"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/tui"
@@ -47,6 +49,10 @@ func (f *Factory) FollowAPI(ctx context.Context, ids []string, w WaitOptions, op
 		opt(&o)
 	}
 	res, err := follow.Follow(ctx, ids, c.RunSource(w.PollInterval), rep, o)
+	var runErr *client.RunError
+	if errors.As(err, &runErr) && client.IsNotFound(err) {
+		return FollowResult{}, WithHint(Reword(err, "no job run "+runErr.RunID), SystemRunHint(runErr.RunID))
+	}
 	if err != nil {
 		return FollowResult{}, err
 	}
@@ -131,4 +137,9 @@ func (r FollowResult) message() string {
 		return "wait timed out with 1 run still active"
 	}
 	return fmt.Sprintf("wait timed out with %d runs still active", n)
+}
+
+// SystemRunHint is the hint of a 404 for a run id (cli.md §5.4).
+func SystemRunHint(id string) string {
+	return "system runs are visible to server owners only: owlmetry system jobs view " + id
 }

@@ -247,9 +247,7 @@ func FollowHint(ids ...string) string {
 }
 
 // SystemRunHint is the hint of a 404 for a run id (cli.md §5.4).
-func SystemRunHint(id string) string {
-	return "system runs are visible to server owners only: owlmetry system jobs view " + id
-}
+func SystemRunHint(id string) string { return cmdutil.SystemRunHint(id) }
 
 // AttachedNote is the note printed when --attach adopts an existing run (cli.md §6.13).
 func AttachedNote(run apitype.JobRun, now time.Time) string {
