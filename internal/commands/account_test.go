@@ -323,10 +323,16 @@ func TestCompletion(t *testing.T) {
 	require.Contains(t, res.Stdout.String(), "default_project")
 	res = run(t, nil, "__complete", "jobs", "wait", "--progress", "")
 	require.Contains(t, res.Stdout.String(), "lines")
+	res = run(t, nil, "__complete", "ratings", "sync", "--project-id", "")
+	require.Equal(t, ":4\n", res.Stdout.String(), "ids never complete as file names")
+	res = run(t, nil, "__complete", "jobs", "list", "--config", "")
+	require.Equal(t, ":0\n", res.Stdout.String(), "--config completes file names")
 
 	env, _ := home(t, twoProfiles)
 	res = run(t, env, "__complete", "auth", "switch", "")
 	require.Contains(t, res.Stdout.String(), "staging\tStaging")
+	res = run(t, env, "__complete", "jobs", "list", "--team", "")
+	require.Contains(t, res.Stdout.String(), "acme\tAcme")
 	// Run ids need the API; with none reachable completion offers nothing and says nothing.
 	env["OWLMETRY_ENDPOINT"] = "http://127.0.0.1:1"
 	res = run(t, env, "__complete", "jobs", "view", "")

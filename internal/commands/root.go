@@ -5,12 +5,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/owlmetry/owlmetry/internal/build"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
 	adscmd "github.com/owlmetry/owlmetry/internal/commands/ads"
 	authcmd "github.com/owlmetry/owlmetry/internal/commands/auth"
 	logincmd "github.com/owlmetry/owlmetry/internal/commands/auth/login"
+	logoutcmd "github.com/owlmetry/owlmetry/internal/commands/auth/logout"
 	switchcmd "github.com/owlmetry/owlmetry/internal/commands/auth/switch"
 	completioncmd "github.com/owlmetry/owlmetry/internal/commands/completion"
 	"github.com/owlmetry/owlmetry/internal/commands/configcmd"
@@ -124,8 +126,35 @@ schedules and database of the server owner.`,
 	add(groupOther, completioncmd.NewCmdCompletion(f, nil), versioncmd.NewCmdVersion(f, nil))
 	// Hidden compatibility aliases of the public CLI (cli.md §9.6).
 	root.AddCommand(logincmd.NewCmdSetup(f), switchcmd.NewCmdSwitchAlias(f))
+	_ = root.RegisterFlagCompletionFunc("team", logoutcmd.CompleteProfiles(f))
+	noFileCompletion(root)
 	for _, topic := range helpTopics(f) {
 		root.AddCommand(topic)
 	}
 	return root
+}
+
+// fileFlags are the only flags whose values complete as file names (cli.md §12.2).
+var fileFlags = map[string]bool{"config": true, "data-dir": true, "pg-bin-dir": true, "secret-file": true, "private-key-p8-file": true}
+
+// noFileCompletion turns off file-name completion for every argument and flag value
+// that has no completion of its own, so the shell never offers files for an id.
+func noFileCompletion(cmd *cobra.Command) {
+	if cmd.ValidArgsFunction == nil && len(cmd.ValidArgs) == 0 {
+		cmd.ValidArgsFunction = cobra.NoFileCompletions
+	}
+	register := func(fl *pflag.Flag) {
+		if fl.Value.Type() == "bool" || fileFlags[fl.Name] {
+			return
+		}
+		if _, ok := cmd.GetFlagCompletionFunc(fl.Name); ok {
+			return
+		}
+		_ = cmd.RegisterFlagCompletionFunc(fl.Name, cobra.NoFileCompletions)
+	}
+	cmd.LocalNonPersistentFlags().VisitAll(register)
+	cmd.PersistentFlags().VisitAll(register)
+	for _, c := range cmd.Commands() {
+		noFileCompletion(c)
+	}
 }
