@@ -170,9 +170,9 @@ func (s *IOStreams) Fd(st Stream) (uintptr, bool) {
 	return s.errFd, s.hasErrFd
 }
 
-// Getenv returns a variable of the injected environment, "" when unset. Terminal code
+// Env returns a variable of the injected environment, "" when unset. Terminal code
 // that needs TERM and the like asks here rather than the process environment.
-func (s *IOStreams) Getenv(key string) string {
+func (s *IOStreams) Env(key string) string {
 	v, _ := s.env(key)
 	return v
 }

@@ -346,7 +346,7 @@ func (b *Bar) Start(runs []apitype.JobRun) {
 		tea.WithFPS(barFPS),
 		tea.WithColorProfile(profile),
 		tea.WithWindowSize(width, 24),
-		tea.WithEnvironment([]string{"TERM=" + b.ios.Getenv("TERM")}),
+		tea.WithEnvironment([]string{"TERM=" + b.ios.Env("TERM")}),
 	)
 	b.done = make(chan struct{})
 	go func() {
