@@ -32,6 +32,16 @@ func (b *SyncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// Changed returns a channel closed at the next write.
+func (b *SyncBuffer) Changed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.changed
+}
+
 // String returns everything written so far.
 func (b *SyncBuffer) String() string {
 	b.mu.Lock()
