@@ -158,8 +158,9 @@ func TestFollowResultErr(t *testing.T) {
 	require.Equal(t, "apple_ads_sync run "+b+" failed: upstream said no", oe.Message)
 	require.Empty(t, oe.Hint)
 
-	res = FollowResult{Result: follow.Result{Runs: []apitype.JobRun{testRun(a, "running"), testRun(b, "pending")}, Outcomes: []follow.Outcome{follow.TimedOut, follow.TimedOut}}}
+	res = FollowResult{Format: FormatTable, Result: follow.Result{Runs: []apitype.JobRun{testRun(a, "running"), testRun(b, "pending")}, Outcomes: []follow.Outcome{follow.TimedOut, follow.TimedOut}}}
 	require.ErrorAs(t, res.Err(), &oe)
+	require.True(t, oe.Reported, "the outcome lines were printed")
 	require.Equal(t, ExitPending, oe.Code)
 	require.Equal(t, "wait_timeout", oe.Name)
 	require.Equal(t, "re-attach: owlmetry jobs wait "+a+" "+b, oe.Hint)
@@ -169,6 +170,7 @@ func TestFollowResultErr(t *testing.T) {
 	require.ErrorAs(t, res.Err(), &oe)
 	require.Equal(t, ExitInterrupted, oe.Code)
 	require.Equal(t, []string{"note: the run was not cancelled"}, oe.Notes)
+	require.False(t, oe.Reported, "a JSON-format wait printed no outcome lines")
 
 	res.CancelRequested = true
 	require.ErrorAs(t, res.Err(), &oe)

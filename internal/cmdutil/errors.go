@@ -91,6 +91,9 @@ type OutcomeError struct {
 	// Notes are printed after the hint in table format ("note: the run was not
 	// cancelled").
 	Notes []string
+	// Reported is set by waits that already printed their outcome lines (cli.md §6.8):
+	// in table format those lines take the place of the error line.
+	Reported bool
 }
 
 func (e *OutcomeError) Error() string { return e.Message }

@@ -80,7 +80,7 @@ func (r FollowResult) Err() error {
 	if code == 0 {
 		return nil
 	}
-	e := &OutcomeError{Code: ExitCode(code), Name: r.Code()}
+	e := &OutcomeError{Code: ExitCode(code), Name: r.Code(), Reported: r.Format == FormatTable}
 	var bad []string
 	for i, o := range r.Outcomes {
 		if o != follow.Succeeded {

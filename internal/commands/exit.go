@@ -206,7 +206,7 @@ func report(f *cmdutil.Factory, cmd *cobra.Command, err error) cmdutil.ExitCode 
 		return code
 	}
 	cs := ios.ColorScheme(iostreams.Stderr)
-	if outcome != nil {
+	if outcome != nil && outcome.Reported {
 		// A wait outcome already printed its outcome lines; the hint and notes take the
 		// place of the error line (cli.md §6.8).
 		for _, h := range hints {
@@ -223,6 +223,11 @@ func report(f *cmdutil.Factory, cmd *cobra.Command, err error) cmdutil.ExitCode 
 	}
 	for _, h := range hints {
 		fmt.Fprintf(ios.ErrOut, "hint: %s\n", h)
+	}
+	if outcome != nil {
+		for _, n := range outcome.Notes {
+			fmt.Fprintln(ios.ErrOut, n)
+		}
 	}
 	if code == cmdutil.ExitUsage {
 		path := "owlmetry"

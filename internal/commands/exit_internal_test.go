@@ -130,7 +130,7 @@ func TestReportServerFieldsCopied(t *testing.T) {
 func TestReportOutcome(t *testing.T) {
 	t.Parallel()
 	err := &cmdutil.OutcomeError{Code: cmdutil.ExitInterrupted, Name: "interrupted", Message: "interrupted", RunIDs: []string{existing},
-		Hint: "re-attach: owlmetry jobs wait " + existing, Notes: []string{"note: the run was not cancelled"}}
+		Hint: "re-attach: owlmetry jobs wait " + existing, Notes: []string{"note: the run was not cancelled"}, Reported: true}
 	code, text := reportWith(t, "table", err)
 	require.Equal(t, cmdutil.ExitInterrupted, code)
 	require.Equal(t, "hint: re-attach: owlmetry jobs wait "+existing+"\nnote: the run was not cancelled\n", text, "no error line after outcome lines")
@@ -142,6 +142,11 @@ func TestReportOutcome(t *testing.T) {
 	require.Equal(t, []any{existing}, doc["run_ids"])
 	require.Equal(t, "interrupted", doc["code"])
 	require.Equal(t, float64(130), doc["exit_code"])
+
+	// An outcome that printed nothing yet gets its error line.
+	code, text = reportWith(t, "table", &cmdutil.OutcomeError{Code: cmdutil.ExitFailure, Name: "interrupted", Message: "stopped at once by a second signal"})
+	require.Equal(t, cmdutil.ExitFailure, code)
+	require.Equal(t, "error: stopped at once by a second signal\n", text)
 }
 
 func TestReportOtherErrors(t *testing.T) {
