@@ -19,8 +19,8 @@ import (
 	integrationscmd "github.com/owlmetry/owlmetry/internal/commands/integrations"
 	jobscmd "github.com/owlmetry/owlmetry/internal/commands/jobs"
 	migratecmd "github.com/owlmetry/owlmetry/internal/commands/migrate"
-	servercmd "github.com/owlmetry/owlmetry/internal/commands/server"
 	ratingscmd "github.com/owlmetry/owlmetry/internal/commands/ratings"
+	servercmd "github.com/owlmetry/owlmetry/internal/commands/server"
 	versioncmd "github.com/owlmetry/owlmetry/internal/commands/version"
 	whoamicmd "github.com/owlmetry/owlmetry/internal/commands/whoami"
 )
