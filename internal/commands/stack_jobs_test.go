@@ -167,7 +167,8 @@ func TestTriggerConflict(t *testing.T) {
 
 func TestWaitOutcomes(t *testing.T) {
 	t.Parallel()
-	stack := owltest.StartStack(t, owltest.WithBlockingHandler(jobtype.AppleAdsSync, jobtype.RevenueCatSync, jobtype.RevenueCatUserBackfill))
+	types := []string{jobtype.AppleAdsSync, jobtype.RevenueCatSync, jobtype.RevenueCatUserBackfill, jobtype.AppleAdsSync}
+	stack := owltest.StartStack(t, owltest.WithBlockingHandler(types...))
 	env := stack.Env()
 	tests := []struct {
 		name    string
@@ -181,12 +182,16 @@ func TestWaitOutcomes(t *testing.T) {
 		{name: "aborted", finish: func(id string) {
 			stack.Blocker.Finish(id, engine.Result{"aborted": true, "abort_reason": "quota exhausted"}, nil)
 		}, code: cmdutil.ExitFailure, errCode: "job_aborted", line: "completed but aborted after"},
+		{name: "cancelled by another command", finish: func(id string) {
+			res := owltest.Run(t, env, "jobs", "cancel", id)
+			require.Equal(t, cmdutil.ExitOK, res.ExitCode, res.Stderr.String())
+		}, code: cmdutil.ExitFailure, errCode: "job_cancelled", line: "cancelled after"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			project := stack.SeedProject(t)
-			jobType := []string{jobtype.AppleAdsSync, jobtype.RevenueCatSync, jobtype.RevenueCatUserBackfill}[i]
+			jobType := types[i]
 			run := triggerRun(t, stack, env, jobType, project.ID)
 
 			r := owltest.Start(t, env, owltest.StartOptions{}, "jobs", "wait", run.ID, "--progress", "lines")
