@@ -44,6 +44,13 @@ func owlmetryBinary(t *testing.T) string {
 	return builtBin
 }
 
+// removeBuiltBinary deletes what owlmetryBinary built; TestMain calls it at the end.
+func removeBuiltBinary() {
+	if builtBin != "" {
+		_ = os.RemoveAll(filepath.Dir(builtBin))
+	}
+}
+
 // envList turns a stack environment into a process environment: that and PATH only.
 func envList(env owltest.Env, extra ...string) []string {
 	out := []string{"PATH=" + os.Getenv("PATH")}
