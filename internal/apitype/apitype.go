@@ -175,6 +175,9 @@ type JobRunList struct {
 	JobRuns []JobRun `json:"job_runs"`
 	Cursor  *string  `json:"cursor"`
 	HasMore bool     `json:"has_more"`
+
+	// Raw keeps the envelope as received; see MarshalJSON.
+	Raw json.RawMessage `json:"-"`
 }
 
 // ErrorBody is the error envelope (api.md §2.1). Extra keeps every other field.

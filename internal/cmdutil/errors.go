@@ -88,6 +88,12 @@ type OutcomeError struct {
 	Message string
 	RunIDs  []string
 	Hint    string
+	// Notes are printed after the hint in table format ("note: the run was not
+	// cancelled").
+	Notes []string
+	// Reported is set by waits that already printed their outcome lines (cli.md §6.8):
+	// in table format those lines take the place of the error line.
+	Reported bool
 }
 
 func (e *OutcomeError) Error() string { return e.Message }
@@ -100,3 +106,16 @@ type SilentError struct {
 }
 
 func (e *SilentError) Error() string { return e.Name }
+
+// CodedError gives an error an exit code and JSON code name of its own, for outcomes
+// the generic rules do not cover (`config get` of an unset key: not_found, exit 1).
+type CodedError struct {
+	Code ExitCode
+	Name string
+	Err  error
+}
+
+func (e *CodedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the error.
+func (e *CodedError) Unwrap() error { return e.Err }

@@ -5,6 +5,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 )
 
@@ -35,6 +38,16 @@ type Factory struct {
 	Signals <-chan os.Signal
 	// Flags are the parsed global flags.
 	Flags *GlobalFlags
+	// GlobalFlagSet is the root's persistent flag set, so settings can tell a flag the
+	// user typed from its default. Nil in tests of a single command.
+	GlobalFlagSet *pflag.FlagSet
+
+	settingsOnce sync.Once
+	settings     *Settings
+
+	clientOnce sync.Once
+	client     *client.Client
+	clientErr  error
 
 	formatOnce sync.Once
 	format     Format
@@ -49,7 +62,7 @@ func NewFactory(ios *iostreams.IOStreams, lookupEnv func(string) (string, bool),
 	if now == nil {
 		now = time.Now
 	}
-	return &Factory{IOStreams: ios, LookupEnvFunc: lookupEnv, NowFunc: now, Signals: signals, Flags: &GlobalFlags{}}
+	return &Factory{IOStreams: ios, LookupEnvFunc: lookupEnv, NowFunc: now, Signals: signals, Flags: &GlobalFlags{RequestTimeout: 30 * time.Second}}
 }
 
 // Getenv returns an environment value, "" when unset.
@@ -81,4 +94,12 @@ func (f *Factory) Printer() (*Printer, error) {
 		return nil, err
 	}
 	return &Printer{IO: f.IOStreams, Format: format, Now: f.NowFunc}, nil
+}
+
+// NewTestFactory builds a Factory for tests of one command: the given streams, env as
+// the whole environment (nil for none), and the real clock.
+func NewTestFactory(ios *iostreams.IOStreams, env map[string]string) *Factory {
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	ios.SetEnv(lookup)
+	return NewFactory(ios, lookup, nil, nil)
 }

@@ -24,7 +24,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asOwlmetry) == "1" {
 		os.Exit(int(commands.Main()))
 	}
-	pgtest.Main(m)
+	code := m.Run()
+	removeBuiltBinary()
+	pgtest.Shutdown()
+	os.Exit(code)
 }
 
 // owlmetryProcess returns a command running the test binary as owlmetry.

@@ -5,12 +5,24 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/owlmetry/owlmetry/internal/build"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
+	adscmd "github.com/owlmetry/owlmetry/internal/commands/ads"
+	authcmd "github.com/owlmetry/owlmetry/internal/commands/auth"
+	logincmd "github.com/owlmetry/owlmetry/internal/commands/auth/login"
+	logoutcmd "github.com/owlmetry/owlmetry/internal/commands/auth/logout"
+	switchcmd "github.com/owlmetry/owlmetry/internal/commands/auth/switch"
+	completioncmd "github.com/owlmetry/owlmetry/internal/commands/completion"
+	"github.com/owlmetry/owlmetry/internal/commands/configcmd"
+	integrationscmd "github.com/owlmetry/owlmetry/internal/commands/integrations"
+	jobscmd "github.com/owlmetry/owlmetry/internal/commands/jobs"
 	migratecmd "github.com/owlmetry/owlmetry/internal/commands/migrate"
+	ratingscmd "github.com/owlmetry/owlmetry/internal/commands/ratings"
 	servercmd "github.com/owlmetry/owlmetry/internal/commands/server"
 	versioncmd "github.com/owlmetry/owlmetry/internal/commands/version"
+	whoamicmd "github.com/owlmetry/owlmetry/internal/commands/whoami"
 )
 
 // Help group ids (cli.md §1.2).
@@ -49,8 +61,8 @@ schedules and database of the server owner.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorWrap(err) })
 	root.SetHelpCommandGroupID(groupOther)
-	root.SetCompletionCommandGroupID(groupOther)
-	root.CompletionOptions.HiddenDefaultCmd = true
+	// Our own completion command replaces cobra's; the hidden __complete stays.
+	root.CompletionOptions.DisableDefaultCmd = true
 
 	pf := root.PersistentFlags()
 	g := f.Flags
@@ -64,6 +76,8 @@ schedules and database of the server owner.`,
 	pf.DurationVar(&g.RequestTimeout, "request-timeout", 30*time.Second, "timeout of each API request")
 	pf.BoolVar(&g.Debug, "debug", false, "log requests and statements on stderr")
 	root.Flags().BoolVarP(&showVersion, "version", "V", false, "print the version")
+	f.GlobalFlagSet = pf
+	_ = root.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		f.IOStreams.SetNoColor(g.NoColor)
@@ -97,10 +111,50 @@ schedules and database of the server owner.`,
 			root.AddCommand(c)
 		}
 	}
+	add(groupJobs,
+		jobscmd.NewCmdJobs(f),
+		adscmd.NewCmdAds(f),
+		ratingscmd.NewCmdRatings(f),
+		integrationscmd.NewCmdIntegrations(f),
+	)
+	add(groupAccount,
+		authcmd.NewCmdAuth(f),
+		whoamicmd.NewCmdWhoAmI(f, nil),
+		configcmd.NewCmdConfig(f),
+	)
 	add(groupOwner, migratecmd.NewCmdMigrate(f, nil), servercmd.NewCmdServer(f, nil))
-	add(groupOther, versioncmd.NewCmdVersion(f, nil))
+	add(groupOther, completioncmd.NewCmdCompletion(f, nil), versioncmd.NewCmdVersion(f, nil))
+	// Hidden compatibility aliases of the public CLI (cli.md §9.6).
+	root.AddCommand(logincmd.NewCmdSetup(f), switchcmd.NewCmdSwitchAlias(f))
+	_ = root.RegisterFlagCompletionFunc("team", logoutcmd.CompleteProfiles(f))
+	noFileCompletion(root)
 	for _, topic := range helpTopics(f) {
 		root.AddCommand(topic)
 	}
 	return root
+}
+
+// fileFlags are the only flags whose values complete as file names (cli.md §12.2).
+var fileFlags = map[string]bool{"config": true, "data-dir": true, "pg-bin-dir": true, "secret-file": true, "private-key-p8-file": true}
+
+// noFileCompletion turns off file-name completion for every argument and flag value
+// that has no completion of its own, so the shell never offers files for an id.
+func noFileCompletion(cmd *cobra.Command) {
+	if cmd.ValidArgsFunction == nil && len(cmd.ValidArgs) == 0 {
+		cmd.ValidArgsFunction = cobra.NoFileCompletions
+	}
+	register := func(fl *pflag.Flag) {
+		if fl.Value.Type() == "bool" || fileFlags[fl.Name] {
+			return
+		}
+		if _, ok := cmd.GetFlagCompletionFunc(fl.Name); ok {
+			return
+		}
+		_ = cmd.RegisterFlagCompletionFunc(fl.Name, cobra.NoFileCompletions)
+	}
+	cmd.LocalNonPersistentFlags().VisitAll(register)
+	cmd.PersistentFlags().VisitAll(register)
+	for _, c := range cmd.Commands() {
+		noFileCompletion(c)
+	}
 }

@@ -5,9 +5,11 @@ package iostreams
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/charmbracelet/x/term"
 )
@@ -166,4 +168,52 @@ func (s *IOStreams) Fd(st Stream) (uintptr, bool) {
 		return s.outFd, s.hasOutFd
 	}
 	return s.errFd, s.hasErrFd
+}
+
+// Env returns a variable of the injected environment, "" when unset. Terminal code
+// that needs TERM and the like asks here rather than the process environment.
+func (s *IOStreams) Env(key string) string {
+	v, _ := s.env(key)
+	return v
+}
+
+// Prompt writes label on stderr and reads one line from stdin, without its line ending.
+func (s *IOStreams) Prompt(label string) (string, error) {
+	_, _ = io.WriteString(s.ErrOut, label)
+	return readLine(s.In)
+}
+
+// PromptHidden is Prompt without echo, for secrets. When stdin is not a terminal it
+// reads the line as is.
+func (s *IOStreams) PromptHidden(label string) (string, error) {
+	_, _ = io.WriteString(s.ErrOut, label)
+	if s.hasInFd && s.stdinTTY {
+		b, err := term.ReadPassword(s.inFd)
+		_, _ = io.WriteString(s.ErrOut, "\n")
+		return string(b), err
+	}
+	return readLine(s.In)
+}
+
+// readLine reads up to a newline one byte at a time, so nothing after the line is
+// consumed from a shared stdin.
+func readLine(r io.Reader) (string, error) {
+	var b []byte
+	buf := make([]byte, 1)
+	for {
+		n, err := r.Read(buf)
+		if n == 1 {
+			if buf[0] == '\n' {
+				break
+			}
+			b = append(b, buf[0])
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(b) > 0 {
+				break
+			}
+			return string(b), err
+		}
+	}
+	return strings.TrimRight(string(b), "\r"), nil
 }
