@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/build.Version=$(VERSION) -X $(PKG)/internal/
 TESTCLUSTER := $(GO) run ./internal/pgtest/cmd/testcluster --
 TESTFLAGS   ?= -race -count=1 -timeout 40m
 
-.PHONY: build test lint bench clean
+.PHONY: build test lint bench demo clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/owlmetry
@@ -26,6 +26,11 @@ lint:
 
 bench:
 	$(TESTCLUSTER) $(GO) test -run '^$$' -bench . -benchtime 3s ./...
+
+# The whole system on this machine: owlmetry dev, a ratings sync with its live bar, the
+# run list and the schedules, then everything stops again.
+demo: build
+	./scripts/demo.sh
 
 clean:
 	rm -rf bin

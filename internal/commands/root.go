@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	switchcmd "github.com/owlmetry/owlmetry/internal/commands/auth/switch"
 	completioncmd "github.com/owlmetry/owlmetry/internal/commands/completion"
 	"github.com/owlmetry/owlmetry/internal/commands/configcmd"
+	devcmd "github.com/owlmetry/owlmetry/internal/commands/dev"
 	integrationscmd "github.com/owlmetry/owlmetry/internal/commands/integrations"
 	jobscmd "github.com/owlmetry/owlmetry/internal/commands/jobs"
 	migratecmd "github.com/owlmetry/owlmetry/internal/commands/migrate"
@@ -122,7 +124,12 @@ schedules and database of the server owner.`,
 		whoamicmd.NewCmdWhoAmI(f, nil),
 		configcmd.NewCmdConfig(f),
 	)
-	add(groupOwner, migratecmd.NewCmdMigrate(f, nil), servercmd.NewCmdServer(f, nil))
+	// dev runs the server in process; the root hands it server's own Serve, since one
+	// command package never imports another.
+	serve := func(ctx context.Context, env func(string) (string, bool), ready func(string)) error {
+		return servercmd.Serve(ctx, f, env, ready)
+	}
+	add(groupOwner, migratecmd.NewCmdMigrate(f, nil), servercmd.NewCmdServer(f, nil), devcmd.NewCmdDev(f, serve, nil))
 	add(groupOther, completioncmd.NewCmdCompletion(f, nil), versioncmd.NewCmdVersion(f, nil))
 	// Hidden compatibility aliases of the public CLI (cli.md §9.6).
 	root.AddCommand(logincmd.NewCmdSetup(f), switchcmd.NewCmdSwitchAlias(f))

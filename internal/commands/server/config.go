@@ -63,7 +63,7 @@ func source(fs *pflag.FlagSet, flag, flagValue, env string, lookup func(string) 
 // resolve applies flags over the environment over defaults and validates every value,
 // in the order the help lists them.
 func resolve(opts *ServerOptions, fs *pflag.FlagSet) (settings, error) {
-	lookup := opts.Factory.LookupEnvFunc
+	lookup := opts.lookupEnv()
 	var s settings
 
 	format, name := source(fs, "log-format", opts.LogFormat, "OWLMETRY_LOG_FORMAT", lookup, "auto")

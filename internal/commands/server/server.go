@@ -37,7 +37,39 @@ type ServerOptions struct {
 	LogFormat       string
 	LogLevel        string
 
+	// Env replaces the Factory's environment; `owlmetry dev` runs the server in process
+	// with its own variables (secrets, database, emulator URLs) layered over the user's.
+	Env func(string) (string, bool)
+	// Ready is called with the listening address once the server serves.
+	Ready func(addr string)
+
 	flags *cobra.Command
+}
+
+func (o *ServerOptions) lookupEnv() func(string) (string, bool) {
+	if o.Env != nil {
+		return o.Env
+	}
+	return o.Factory.LookupEnvFunc
+}
+
+// Serve runs a server in this process with env as its environment and every flag at its
+// default, until ctx ends; a second signal on the Factory stops it at once. ready is
+// called with the listening address. `owlmetry dev` uses it.
+func Serve(ctx context.Context, f *cmdutil.Factory, env func(string) (string, bool), ready func(addr string)) error {
+	opts := &ServerOptions{Factory: f, Env: env, Ready: ready}
+	cmd := NewCmdServer(f, nil)
+	if err := cmd.ParseFlags(nil); err != nil {
+		return err
+	}
+	opts.flags = cmd
+	fl := cmd.Flags()
+	opts.Listen, _ = fl.GetString("listen")
+	opts.Workers, _ = fl.GetInt("workers")
+	opts.ShutdownTimeout, _ = fl.GetDuration("shutdown-timeout")
+	opts.LogFormat, _ = fl.GetString("log-format")
+	opts.LogLevel, _ = fl.GetString("log-level")
+	return serverRun(ctx, opts)
 }
 
 // NewCmdServer builds `owlmetry server`. Tests pass runFunc to inspect the parsed
@@ -145,7 +177,7 @@ func serverRun(ctx context.Context, opts *ServerOptions) error {
 	}
 
 	m := metrics.New()
-	hd := handlerDeps{Pool: pool, Logger: log, Metrics: m, SecretKey: cfg.secretKey, LookupEnv: f.LookupEnvFunc}
+	hd := handlerDeps{Pool: pool, Logger: log, Metrics: m, SecretKey: cfg.secretKey, LookupEnv: opts.lookupEnv()}
 	eng, err := engine.New(pool, engine.Config{
 		Settings: cfg.engine,
 		Handlers: jobHandlers(hd, cfg.jobs),
@@ -175,6 +207,9 @@ func serverRun(ctx context.Context, opts *ServerOptions) error {
 	serveErr := make(chan error, 1)
 	served = true
 	go func() { serveErr <- hs.Serve(ln) }()
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr().String())
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "node_id", eng.NodeID(), "instance_id", eng.InstanceID(),
 		"workers", cfg.engine.Workers, "scheduler", cfg.engine.Scheduler && cfg.engine.Workers > 0,
 		"version", build.Current().Version)
