@@ -38,7 +38,9 @@ type DuplicateError struct {
 	Value string
 }
 
-func (e *DuplicateError) Error() string { return fmt.Sprintf("%s %q is already taken", e.What, e.Value) }
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("%s %q is already taken", e.What, e.Value)
+}
 
 // InvalidError is bootstrap input that breaks a rule of the schema; the CLI reports it as
 // a usage error.
