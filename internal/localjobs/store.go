@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/owlmetry/owlmetry/internal/engine"
+	"github.com/owlmetry/owlmetry/internal/jobtype"
 )
 
 // Handlers are the job handlers a CLI process may enqueue or execute, by job type. The
@@ -43,7 +44,9 @@ type Config struct {
 	// LookupEnv supplies the server's settings (OWLMETRY_STALE_AFTER, …) and whatever the
 	// handlers read. Nil means an empty environment.
 	LookupEnv func(string) (string, bool)
-	// Handlers builds the handlers; nil means BuildHandlers.
+	// Handlers builds the handlers of the engine. Only starting a run needs any (pass
+	// BuildHandlers there); nil means none, which suffices to read, cancel, recover and
+	// prune runs.
 	Handlers HandlersFunc
 	// Actor is recorded as triggered_by, cancel_requested_by and updated_by. Defaults to
 	// Actor().
@@ -69,7 +72,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Store, error) {
 		cfg.LookupEnv = func(string) (string, bool) { return "", false }
 	}
 	if cfg.Handlers == nil {
-		cfg.Handlers = BuildHandlers
+		cfg.Handlers = func(HandlerDeps) (Handlers, error) { return Handlers{}, nil }
 	}
 	if cfg.Actor == "" {
 		cfg.Actor = Actor()
@@ -140,6 +143,29 @@ func (s *Store) dbNow(ctx context.Context) (time.Time, error) {
 	var now time.Time
 	err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now)
 	return now.UTC(), err
+}
+
+// IsUsage reports whether err is input the rules refuse before anything changes — a
+// type without a handler in this build, an unknown type, a param the type does not take
+// or with the wrong type, a project that does not exist, a cron expression or schedule
+// change that is not allowed, bootstrap input that breaks a rule, an unknown team or
+// user. The CLI reports these as usage errors (exit 2).
+func IsUsage(err error) bool {
+	var (
+		nh  *engine.NoHandlerError
+		ut  *engine.UnknownTypeError
+		ena *engine.EntryNotAllowedError
+		ce  *engine.CronError
+		up  *jobtype.UnknownParamError
+		ip  *jobtype.InvalidParamError
+		inv *InvalidError
+		se  *ScheduleError
+		nf  *NotFoundError
+		nm  *NotMemberError
+	)
+	return errors.As(err, &nh) || errors.As(err, &ut) || errors.As(err, &ena) || errors.As(err, &ce) ||
+		errors.As(err, &up) || errors.As(err, &ip) || errors.Is(err, engine.ErrProjectMismatch) ||
+		errors.As(err, &inv) || errors.As(err, &se) || errors.As(err, &nf) || errors.As(err, &nm)
 }
 
 // IsNotFound reports whether err says a run, team or user does not exist.
