@@ -2,9 +2,6 @@ package localjobs
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/owlmetry/owlmetry/internal/apikey"
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/db"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
@@ -313,9 +311,9 @@ func (s *Store) CreateProject(ctx context.Context, in NewProject) (Project, erro
 	return p, nil
 }
 
-// AgentPermissions are the permissions an agent key can hold that this API checks
-// (api.md §4.1). A key created without --permissions gets all of them.
-var AgentPermissions = []string{"jobs:read", "jobs:write", "integrations:read", "integrations:write"}
+// AgentPermissions are the permissions an agent key can hold (api.md §4.1). A key
+// created without --permissions gets all of them.
+var AgentPermissions = apikey.AgentPermissions
 
 // CheckPermissions validates a permission list; an unknown one names the valid ones.
 // It returns the list without duplicates, in the order given.
@@ -378,22 +376,6 @@ func (e *NotMemberError) Error() string {
 	return fmt.Sprintf("user %s is not a member of team %s", e.User, e.Team)
 }
 
-// AgentKeyPrefix starts every agent key (api.md §3.2).
-const AgentKeyPrefix = "owl_agent_"
-
-// newAgentSecret returns a fresh agent key: the prefix and 48 lower-case hex characters
-// from crypto/rand, its SHA-256 hex (what is stored), and the display hint.
-func newAgentSecret() (secret, hash, hint string, err error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", "", fmt.Errorf("generate key: %w", err)
-	}
-	h := hex.EncodeToString(b)
-	secret = AgentKeyPrefix + h
-	sum := sha256.Sum256([]byte(secret))
-	return secret, hex.EncodeToString(sum[:]), AgentKeyPrefix + h[:4] + "…", nil
-}
-
 const keyColumns = `id, name, team_id, key_type, permissions, created_by, created_at, last_used_at, expires_at, secret`
 
 func scanKey(row pgx.Row) (Key, error) {
@@ -420,15 +402,10 @@ func displayHint(stored string) string {
 	if strings.HasSuffix(stored, "…") {
 		return stored
 	}
-	for _, prefix := range []string{"owl_agent_", "owl_client_", "owl_import_"} {
-		if rest, ok := strings.CutPrefix(stored, prefix); ok {
-			return prefix + rest[:min(4, len(rest))] + "…"
-		}
+	if apikey.LooksLikeKey(stored) {
+		return apikey.Hint(stored)
 	}
-	if len(stored) > 4 {
-		return stored[:4] + "…"
-	}
-	return stored + "…"
+	return stored[:min(4, len(stored))] + "…"
 }
 
 func utcTime(t *time.Time) *apitype.Time {
@@ -458,10 +435,8 @@ func (s *Store) CreateKey(ctx context.Context, in NewKey) (Key, string, error) {
 	if err != nil {
 		return Key{}, "", err
 	}
-	secret, hash, hint, err := newAgentSecret()
-	if err != nil {
-		return Key{}, "", err
-	}
+	secret := apikey.NewAgent()
+	hash, hint := apikey.Hash(secret), apikey.Hint(secret)
 	var expires any
 	if in.ExpiresIn > 0 {
 		expires = in.ExpiresIn.Seconds()
