@@ -34,10 +34,16 @@ type DuplicateError struct {
 	// What names the value ("team slug", "email").
 	What  string
 	Value string
+	// Within names where the value must be unique ("team acme"), if not everywhere.
+	Within string
 }
 
 func (e *DuplicateError) Error() string {
-	return fmt.Sprintf("%s %q is already taken", e.What, e.Value)
+	msg := fmt.Sprintf("%s %q is already taken", e.What, e.Value)
+	if e.Within != "" {
+		msg += " in " + e.Within
+	}
+	return msg
 }
 
 // InvalidError is bootstrap input that breaks a rule of the schema; the CLI reports it as
@@ -303,7 +309,7 @@ func (s *Store) CreateProject(ctx context.Context, in NewProject) (Project, erro
 		RETURNING id, team_id, name, slug, color, created_at`, team.ID, in.Name, in.Slug, strings.ToLower(in.Color)).
 		Scan(&p.ID, &p.TeamID, &p.Name, &p.Slug, &p.Color, &p.CreatedAt.Time)
 	if db.IsUniqueViolation(err, "projects_team_slug_idx") {
-		return Project{}, &DuplicateError{What: "project slug in team " + team.Slug, Value: in.Slug}
+		return Project{}, &DuplicateError{What: "project slug", Value: in.Slug, Within: "team " + team.Slug}
 	}
 	if err != nil {
 		return Project{}, fmt.Errorf("create project: %w", err)

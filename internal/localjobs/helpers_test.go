@@ -44,10 +44,22 @@ type bundle struct {
 // store closes it), with the given handlers.
 func setup(t *testing.T, handlers localjobs.Handlers) bundle {
 	t.Helper()
+	return setupEnv(t, handlers, nil)
+}
+
+// setupEnv is setup with extra environment variables.
+func setupEnv(t *testing.T, handlers localjobs.Handlers, extra map[string]string) bundle {
+	t.Helper()
 	tdb := pgtest.New(t)
 	pool, err := db.OpenPool(context.Background(), tdb.URL, db.PoolOptions{ApplicationName: "owlmetry-cli", MaxConns: 4})
 	require.NoError(t, err)
-	env := testEnv
+	env := map[string]string{}
+	for k, v := range testEnv {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
 	st, err := localjobs.New(pool, localjobs.Config{
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		Handlers: func(localjobs.HandlerDeps) (localjobs.Handlers, error) {

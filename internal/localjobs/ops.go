@@ -7,6 +7,7 @@ import (
 
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/engine"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
 )
@@ -66,9 +67,28 @@ func (s *Store) Enqueue(ctx context.Context, r StartRequest) (Run, error) {
 	}
 	rec, err := e.Enqueue(ctx, s.enqueueRequest(r))
 	if err != nil {
-		return Run{}, err
+		return Run{}, wrapConflict(err)
 	}
 	return fromRecord(rec), nil
+}
+
+// RunConflictError is an active run holding the overlap key, met by a server-owner
+// command. It wraps the engine's *apitype.ConflictError — so it exits 5 like any
+// conflict — and says that the existing run is followed with `system jobs view`, since a
+// system run is invisible to the API.
+type RunConflictError struct {
+	*apitype.ConflictError
+}
+
+// Unwrap returns the engine's conflict.
+func (e *RunConflictError) Unwrap() error { return e.ConflictError }
+
+func wrapConflict(err error) error {
+	var c *apitype.ConflictError
+	if errors.As(err, &c) {
+		return &RunConflictError{ConflictError: c}
+	}
+	return err
 }
 
 // LiveWorkers reports whether a server that executes queued runs is alive
@@ -128,7 +148,7 @@ func (s *Store) RunLocal(ctx context.Context, r StartRequest, o LocalOptions) (R
 	}
 	rec, err := e.RunLocal(ctx, s.enqueueRequest(r), lo)
 	if err != nil {
-		return Run{}, err
+		return Run{}, wrapConflict(err)
 	}
 	return fromRecord(rec), nil
 }

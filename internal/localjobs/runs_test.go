@@ -190,6 +190,8 @@ func TestEnqueueRules(t *testing.T) {
 		var conflict *apitype.ConflictError
 		require.ErrorAs(t, err, &conflict)
 		require.Equal(t, first.ID, conflict.ExistingRunID)
+		var dbConflict *localjobs.RunConflictError
+		require.ErrorAs(t, err, &dbConflict, "marked as met by a server-owner command")
 	})
 	t.Run("an unkeyed fan-out does not conflict with a keyed run", func(t *testing.T) {
 		t.Parallel()
@@ -456,4 +458,31 @@ func TestRunLocal(t *testing.T) {
 		var nh *engine.NoHandlerError
 		require.ErrorAs(t, err, &nh)
 	})
+}
+
+// Terminal transitions made by the CLI queue their e-mails in the outbox, for a server
+// to send: here the system alert of a local run that failed.
+func TestLocalRunQueuesTheSystemAlert(t *testing.T) {
+	t.Parallel()
+	failing := engine.HandlerFunc(func(context.Context, *engine.Run) (engine.Result, error) { return nil, errors.New("disk full") })
+	b := setupEnv(t, localjobs.Handlers{jobtype.PartitionCreation: failing}, map[string]string{"SYSTEM_JOBS_ALERT_EMAIL": "ops@example.com"})
+	run, err := b.store.RunLocal(context.Background(), localjobs.StartRequest{JobType: jobtype.PartitionCreation}, localjobs.LocalOptions{})
+	require.NoError(t, err)
+	require.Equal(t, apitype.StatusFailed, run.Status)
+	var queued int
+	require.NoError(t, b.tdb.Pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM river_job WHERE kind = 'email_delivery' AND state = 'available'`).Scan(&queued))
+	require.Equal(t, 1, queued)
+
+	// Mail settings are read when an engine is needed, and a bad one is named. (The
+	// store shares the pool and is not closed: the bundle's store owns it.)
+	bad, err := localjobs.New(b.store.Pool(), localjobs.Config{LookupEnv: func(k string) (string, bool) {
+		if k == "SYSTEM_JOBS_ALERT_EMAIL" {
+			return "not an address", true
+		}
+		return "", false
+	}})
+	require.NoError(t, err)
+	_, err = bad.Recover(context.Background(), true)
+	require.ErrorContains(t, err, "SYSTEM_JOBS_ALERT_EMAIL")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/engine"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
+	"github.com/owlmetry/owlmetry/internal/notify"
 )
 
 // Handlers are the job handlers a CLI process may enqueue or execute, by job type. The
@@ -98,7 +101,17 @@ func (s *Store) engine() (*engine.Engine, error) {
 			s.engErr = fmt.Errorf("build job handlers: %w", err)
 			return
 		}
-		s.eng, s.engErr = engine.New(s.pool, engine.Config{Settings: s.settings, Handlers: handlers, Local: true})
+		// Terminal transitions made here — a local run's end, a cancelled pending run, a
+		// recovered run — queue their e-mails in the outbox like a server's do; a
+		// server sends them (engine.md §13, §14.4).
+		ncfg, err := notify.LoadConfig(s.cfg.LookupEnv)
+		if err != nil {
+			s.engErr = err
+			return
+		}
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		notifier := notify.New(notify.Options{Config: ncfg, Pool: s.pool, Logger: quiet})
+		s.eng, s.engErr = engine.New(s.pool, engine.Config{Settings: s.settings, Handlers: handlers, Local: true, Notifier: notifier, Logger: quiet})
 	})
 	return s.eng, s.engErr
 }
