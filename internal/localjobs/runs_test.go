@@ -486,3 +486,42 @@ func TestLocalRunQueuesTheSystemAlert(t *testing.T) {
 	_, err = bad.Recover(context.Background(), true)
 	require.ErrorContains(t, err, "SYSTEM_JOBS_ALERT_EMAIL")
 }
+
+// The handlers of this build run through the CLI's engine: the real partition job, with
+// the job settings read from the environment like a server reads them.
+func TestBuildHandlers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	env := func(k string) (string, bool) { v, ok := testEnv[k]; return v, ok }
+	st, err := localjobs.New(b.store.Pool(), localjobs.Config{LookupEnv: env, Handlers: localjobs.BuildHandlers, Actor: actor})
+	require.NoError(t, err)
+	t.Cleanup(st.Close) // before the bundle's store, which closes the shared pool again
+	for _, name := range []string{jobtype.PartitionCreation, jobtype.RetentionCleanup, jobtype.DBPruning} {
+		has, err := st.HasHandler(name)
+		require.NoError(t, err)
+		require.True(t, has, name)
+	}
+	// The test database already has this and the next two months' partitions; drop
+	// next month's so the run has something to create.
+	var next string
+	require.NoError(t, b.tdb.Pool.QueryRow(ctx, `SELECT 'events_' || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month', 'YYYY_MM')`).Scan(&next))
+	_, err = b.tdb.Pool.Exec(ctx, `DROP TABLE `+next)
+	require.NoError(t, err)
+
+	run, err := st.RunLocal(ctx, localjobs.StartRequest{JobType: jobtype.PartitionCreation}, localjobs.LocalOptions{})
+	require.NoError(t, err)
+	require.Equal(t, apitype.StatusCompleted, run.Status, "error: %v", run.Error)
+	require.Contains(t, string(run.Result), next)
+	var exists bool
+	require.NoError(t, b.tdb.Pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, next).Scan(&exists))
+	require.True(t, exists)
+
+	_, err = localjobs.BuildHandlers(localjobs.HandlerDeps{LookupEnv: func(k string) (string, bool) {
+		if k == "MAX_DATABASE_SIZE_GB" {
+			return "lots", true
+		}
+		return "", false
+	}})
+	require.ErrorContains(t, err, "MAX_DATABASE_SIZE_GB")
+}

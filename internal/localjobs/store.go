@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/owlmetry/owlmetry/internal/engine"
+	"github.com/owlmetry/owlmetry/internal/jobs"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
 	"github.com/owlmetry/owlmetry/internal/notify"
 )
@@ -37,10 +38,16 @@ type HandlerDeps struct {
 // registry type, through commands.Options.
 type HandlersFunc func(HandlerDeps) (Handlers, error)
 
-// BuildHandlers returns the handlers compiled into this binary. The job handlers of
-// internal/jobs are not part of this build yet, so it returns none and every type
-// reports that it has no handler here.
-func BuildHandlers(HandlerDeps) (Handlers, error) { return Handlers{}, nil }
+// BuildHandlers returns the handlers compiled into this binary (internal/jobs), with the
+// job settings read from the same environment variables as owlmetry server. A type not
+// among them reports that it has no handler in this build.
+func BuildHandlers(d HandlerDeps) (Handlers, error) {
+	cfg, err := jobs.LoadConfig(d.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return jobs.All(jobs.Deps{Config: cfg}), nil
+}
 
 // Config is what New needs besides the pool.
 type Config struct {
