@@ -6,6 +6,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
+	"github.com/owlmetry/owlmetry/internal/tui"
 )
 
 // Field is one line of a detail view: Label on a terminal, Key when piped.
@@ -24,7 +25,7 @@ func Fields(title string, build func(rc cmdutil.RenderContext) []Field) cmdutil.
 		var b strings.Builder
 		if !rc.TTY {
 			for _, f := range fields {
-				fmt.Fprintf(&b, "%s\t%s\n", f.Key, escape(f.Value))
+				fmt.Fprintf(&b, "%s\t%s\n", f.Key, tui.Escape(f.Value))
 			}
 			return b.String()
 		}
@@ -46,15 +47,6 @@ func Fields(title string, build func(rc cmdutil.RenderContext) []Field) cmdutil.
 	}
 }
 
-// escape writes tab, CR, LF and backslash as `\t`, `\r`, `\n`, `\\`, so a piped value
-// stays one field (cli.md §4.3).
-func escape(s string) string {
-	if !strings.ContainsAny(s, "\t\r\n\\") {
-		return s
-	}
-	return strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\r", `\r`, "\n", `\n`).Replace(s)
-}
-
 // Time renders an instant for a detail view: the local absolute time on a terminal
 // (cli.md §4.6), the stored RFC 3339 UTC value when piped, "" for none.
 func Time(t *apitype.Time, rc cmdutil.RenderContext) string {
@@ -64,13 +56,8 @@ func Time(t *apitype.Time, rc cmdutil.RenderContext) string {
 	if !rc.TTY {
 		return RawTime(t)
 	}
-	return t.In(rc.Now.Location()).Format("2006-01-02 15:04:05 -07:00")
+	return tui.AbsoluteTime(t.Time, rc.Now.Location())
 }
 
 // RawTime is a timestamp as stored (RFC 3339, UTC), "" for none.
-func RawTime(t *apitype.Time) string {
-	if t == nil {
-		return ""
-	}
-	return t.UTC().Format(apitype.TimeFormat)
-}
+func RawTime(t *apitype.Time) string { return tui.RawTime(t) }
