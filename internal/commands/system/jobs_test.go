@@ -157,6 +157,15 @@ func TestListAndView(t *testing.T) {
 		require.Equal(t, cmdutil.ExitUsage, res.ExitCode, "short ids are not accepted")
 	})
 
+	t.Run("a wait that times out names how to re-attach", func(t *testing.T) {
+		t.Parallel()
+		res := run(t, b.env, "system", "jobs", "view", stale, "--wait", "--timeout", "1s", "--progress", "none")
+		require.Equal(t, cmdutil.ExitPending, res.ExitCode)
+		require.Contains(t, res.Stderr.String(), "soft_delete_cleanup "+stale+" still running after")
+		require.Contains(t, res.Stderr.String(), "hint: re-attach: owlmetry system jobs view "+stale+" --wait\n")
+		require.Contains(t, res.Stdout.String(), "status\trunning\n")
+	})
+
 	t.Run("view --wait on an ended run returns at once with its outcome", func(t *testing.T) {
 		t.Parallel()
 		res := run(t, b.env, "system", "jobs", "view", failed, "--wait")

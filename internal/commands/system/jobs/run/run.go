@@ -19,19 +19,21 @@ import (
 
 // RunOptions holds what `owlmetry system jobs run` needs.
 type RunOptions struct {
-	IO       *iostreams.IOStreams
-	Printer  func() (*cmdutil.Printer, error)
-	Store    shared.StoreFunc
-	Follow   shared.FollowFunc
-	Local    func(ctx context.Context, st *localjobs.Store, id string, w cmdutil.WaitOptions) (cmdutil.FollowResult, error)
-	Database cmdutil.DatabaseOptions
-	NowFunc  func() time.Time
+	IO      *iostreams.IOStreams
+	Printer func() (*cmdutil.Printer, error)
+	Store   shared.StoreFunc
+	Follow  shared.FollowFunc
+	// FollowLocal follows a run this process executes (cli.md §10.4 signals).
+	FollowLocal func(ctx context.Context, st *localjobs.Store, id string, w cmdutil.WaitOptions) (cmdutil.FollowResult, error)
+	Database    cmdutil.DatabaseOptions
+	NowFunc     func() time.Time
 	// Signals delivers the signals after the first; with --local the second one fails
 	// the run at once.
 	Signals <-chan os.Signal
 
-	Request  localjobs.StartRequest
-	InProc   bool
+	Request localjobs.StartRequest
+	// Local is --local: execute the run in this process.
+	Local    bool
 	Attach   bool
 	Wait     cmdutil.WaitOptions
 	rawParam []string
@@ -42,7 +44,7 @@ type RunOptions struct {
 // connecting.
 func NewCmdRun(f *cmdutil.Factory, deps shared.Deps, runFunc func(context.Context, *RunOptions) error) *cobra.Command {
 	opts := &RunOptions{IO: f.IOStreams, Printer: f.Printer, Follow: shared.Follower(f), NowFunc: f.NowFunc, Signals: f.Signals,
-		Local: func(ctx context.Context, st *localjobs.Store, id string, w cmdutil.WaitOptions) (cmdutil.FollowResult, error) {
+		FollowLocal: func(ctx context.Context, st *localjobs.Store, id string, w cmdutil.WaitOptions) (cmdutil.FollowResult, error) {
 			return shared.FollowLocal(ctx, f, st, id, w)
 		}}
 	opts.Store = shared.Opener(f, &opts.Database, shared.HandlersOr(deps.Handlers))
@@ -94,7 +96,7 @@ environment variables as owlmetry server.
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Request.ProjectID, "project-id", "", "run for this project (its team's run); default: a system run")
 	fl.StringArrayVar(&opts.rawParam, "param", nil, "a param as key=value (repeatable)")
-	fl.BoolVar(&opts.InProc, "local", false, "execute the run in this process instead of a server; always waits")
+	fl.BoolVar(&opts.Local, "local", false, "execute the run in this process instead of a server; always waits")
 	fl.BoolVar(&opts.Attach, "attach", false, "when the same job is already pending or running, adopt that run")
 	shared.AddWaitFlags(cmd, &opts.Wait)
 	shared.AddDatabaseFlags(cmd, &opts.Database)
@@ -119,7 +121,7 @@ func (o *RunOptions) parse(cmd *cobra.Command, typeArg string) error {
 	if err := localjobs.CheckParams(o.Request); err != nil {
 		return cmdutil.FlagErrorWrap(err)
 	}
-	if o.InProc {
+	if o.Local {
 		for _, name := range []string{"timeout", "cancel-on-interrupt"} {
 			if fl.Changed(name) {
 				return cmdutil.FlagErrorf("--%s cannot be used with --local", name)
@@ -150,7 +152,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if !has {
 		return cmdutil.FlagErrorf("%s has no handler in this build", opts.Request.JobType)
 	}
-	if opts.InProc {
+	if opts.Local {
 		return runLocal(ctx, opts, p, st)
 	}
 
@@ -174,7 +176,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		cmdutil.Hintf(opts.IO, p.Format, "%s", shared.ViewHint(run.ID))
 		return nil
 	}
-	return follow(ctx, opts, p, st, run.ID)
+	return followRun(ctx, opts, p, st, run.ID)
 }
 
 // adopt handles an enqueue error: with --attach, a conflict makes the existing run the
@@ -199,7 +201,7 @@ func adopt(ctx context.Context, opts *RunOptions, p *cmdutil.Printer, st *localj
 	return d.Run, nil
 }
 
-func follow(ctx context.Context, opts *RunOptions, p *cmdutil.Printer, st *localjobs.Store, id string) error {
+func followRun(ctx context.Context, opts *RunOptions, p *cmdutil.Printer, st *localjobs.Store, id string) error {
 	fr, err := opts.Follow(ctx, st, []string{id}, opts.Wait)
 	if err != nil {
 		return err
@@ -253,10 +255,10 @@ func runLocal(ctx context.Context, opts *RunOptions, p *cmdutil.Printer, st *loc
 			return err
 		}
 		// The existing run belongs to another process: follow it like any run.
-		return follow(ctx, opts, p, st, existing.ID)
+		return followRun(ctx, opts, p, st, existing.ID)
 	}
 
-	fr, err := opts.Local(ctx, st, run.ID, opts.Wait)
+	fr, err := opts.FollowLocal(ctx, st, run.ID, opts.Wait)
 	if err != nil {
 		return err
 	}

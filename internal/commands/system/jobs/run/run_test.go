@@ -26,12 +26,12 @@ func TestNewCmdRun(t *testing.T) {
 	}{
 		{name: "queued, no wait", args: "partition_creation", want: func(t *testing.T, o *RunOptions) {
 			require.Equal(t, "partition_creation", o.Request.JobType)
-			require.False(t, o.InProc)
+			require.False(t, o.Local)
 			require.False(t, o.Wait.Enabled)
 			require.Empty(t, o.Request.ProjectID)
 		}},
 		{name: "local always waits", args: "partition_creation --local", want: func(t *testing.T, o *RunOptions) {
-			require.True(t, o.InProc)
+			require.True(t, o.Local)
 			require.True(t, o.Wait.Enabled)
 		}},
 		{name: "params keep everything after the first equals sign", args: "revenuecat_user_backfill --project-id " + strings.ToUpper(project) + " --param starting_after=a=b",
