@@ -14,6 +14,7 @@ import (
 	"github.com/owlmetry/owlmetry/internal/config"
 	"github.com/owlmetry/owlmetry/internal/db"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
+	"github.com/owlmetry/owlmetry/internal/localjobs"
 )
 
 // Classifier maps an error it recognises to an exit code, a JSON code name and extra
@@ -38,6 +39,9 @@ func classify(err error) (cmdutil.ExitCode, string, map[string]any) {
 		schema   *cmdutil.SchemaError
 		apiErr   *client.APIError
 		gone     *client.RunGoneError
+		runNF    *localjobs.RunNotFoundError
+		dup      *localjobs.DuplicateError
+		ended    *localjobs.AlreadyEndedError
 		coded    *cmdutil.CodedError
 	)
 	if err == nil {
@@ -83,8 +87,12 @@ func classify(err error) (cmdutil.ExitCode, string, map[string]any) {
 		fields["status"] = apiErr.StatusCode
 		code, name := classifyStatus(apiErr.StatusCode)
 		return code, name, fields
-	case errors.As(err, &gone):
+	case errors.As(err, &gone), errors.As(err, &runNF):
 		return cmdutil.ExitFailure, "not_found", nil
+	case errors.As(err, &dup):
+		return cmdutil.ExitConflict, "conflict", nil
+	case errors.As(err, &ended):
+		return cmdutil.ExitFailure, "bad_request", nil
 	case client.IsNetworkError(err):
 		return cmdutil.ExitFailure, "network", nil
 	case errors.Is(err, config.ErrInvalid), errors.Is(err, config.ErrLocked):
@@ -131,7 +139,12 @@ func errorHints(err error) []string {
 		conflict *apitype.ConflictError
 	)
 	var hints []string
-	if errors.As(err, &conflict) && conflict.ExistingRunID != "" {
+	var dbConflict *localjobs.RunConflictError
+	switch {
+	case errors.As(err, &dbConflict) && dbConflict.ExistingRunID != "":
+		// A system run is invisible to the API; the server owner follows it in the database.
+		hints = append(hints, "wait for it: owlmetry system jobs view "+dbConflict.ExistingRunID+" --wait", "or run again with --attach")
+	case errors.As(err, &conflict) && conflict.ExistingRunID != "":
 		hints = append(hints, "wait for it: owlmetry jobs wait "+conflict.ExistingRunID, "or run again with --attach")
 	}
 	switch {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
+	"github.com/owlmetry/owlmetry/internal/localjobs"
 )
 
 // Options is everything Run takes from the outside world. Tests build their own.
@@ -22,6 +23,9 @@ type Options struct {
 	LookupEnvFunc func(string) (string, bool)
 	NowFunc       func() time.Time
 	Signals       <-chan os.Signal
+	// JobHandlers builds the job handlers `system jobs run` enqueues and executes; nil
+	// means the handlers compiled into this binary. Tests hand in their own.
+	JobHandlers localjobs.HandlersFunc
 }
 
 // Main runs owlmetry with the process's arguments, streams, environment and signals.
@@ -49,7 +53,7 @@ func Run(ctx context.Context, opts Options) cmdutil.ExitCode {
 	}
 	f := cmdutil.NewFactory(opts.IO, opts.LookupEnvFunc, opts.NowFunc, later)
 
-	root := NewCmdRoot(f)
+	root := newCmdRoot(f, opts)
 	root.SetArgs(opts.Args)
 	root.SetIn(opts.IO.In)
 	root.SetOut(opts.IO.Out)

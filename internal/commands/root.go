@@ -23,6 +23,7 @@ import (
 	migratecmd "github.com/owlmetry/owlmetry/internal/commands/migrate"
 	ratingscmd "github.com/owlmetry/owlmetry/internal/commands/ratings"
 	servercmd "github.com/owlmetry/owlmetry/internal/commands/server"
+	systemcmd "github.com/owlmetry/owlmetry/internal/commands/system"
 	versioncmd "github.com/owlmetry/owlmetry/internal/commands/version"
 	whoamicmd "github.com/owlmetry/owlmetry/internal/commands/whoami"
 )
@@ -36,7 +37,10 @@ const (
 )
 
 // NewCmdRoot builds the whole command tree.
-func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
+func NewCmdRoot(f *cmdutil.Factory) *cobra.Command { return newCmdRoot(f, Options{}) }
+
+// newCmdRoot builds the tree with what Run was given beyond the Factory.
+func newCmdRoot(f *cmdutil.Factory, opts Options) *cobra.Command {
 	var showVersion bool
 	root := &cobra.Command{
 		Use:   "owlmetry",
@@ -129,7 +133,12 @@ schedules and database of the server owner.`,
 	serve := func(ctx context.Context, env func(string) (string, bool), ready func(string)) error {
 		return servercmd.Serve(ctx, f, env, ready)
 	}
-	add(groupOwner, migratecmd.NewCmdMigrate(f, nil), servercmd.NewCmdServer(f, nil), devcmd.NewCmdDev(f, serve, nil))
+	add(groupOwner,
+		systemcmd.NewCmdSystem(f, systemcmd.Deps{Handlers: opts.JobHandlers}),
+		migratecmd.NewCmdMigrate(f, nil),
+		servercmd.NewCmdServer(f, nil),
+		devcmd.NewCmdDev(f, serve, nil),
+	)
 	add(groupOther, completioncmd.NewCmdCompletion(f, nil), versioncmd.NewCmdVersion(f, nil))
 	// Hidden compatibility aliases of the public CLI (cli.md §9.6).
 	root.AddCommand(logincmd.NewCmdSetup(f), switchcmd.NewCmdSwitchAlias(f))
