@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/build.Version=$(VERSION) -X $(PKG)/internal/
 TESTCLUSTER := $(GO) run ./internal/pgtest/cmd/testcluster --
 TESTFLAGS   ?= -race -count=1 -timeout 40m
 
-.PHONY: build test lint bench demo clean
+.PHONY: build test lint bench demo completions clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/owlmetry
@@ -31,6 +31,10 @@ bench:
 # run list and the schedules, then everything stops again.
 demo: build
 	./scripts/demo.sh
+
+# Regenerate the committed shell completions (and the release's manual pages).
+completions:
+	./scripts/gen-docs.sh
 
 clean:
 	rm -rf bin

@@ -20,6 +20,7 @@ import (
 	devcmd "github.com/owlmetry/owlmetry/internal/commands/dev"
 	integrationscmd "github.com/owlmetry/owlmetry/internal/commands/integrations"
 	jobscmd "github.com/owlmetry/owlmetry/internal/commands/jobs"
+	mancmd "github.com/owlmetry/owlmetry/internal/commands/man"
 	migratecmd "github.com/owlmetry/owlmetry/internal/commands/migrate"
 	ratingscmd "github.com/owlmetry/owlmetry/internal/commands/ratings"
 	servercmd "github.com/owlmetry/owlmetry/internal/commands/server"
@@ -139,7 +140,7 @@ schedules and database of the server owner.`,
 		servercmd.NewCmdServer(f, nil),
 		devcmd.NewCmdDev(f, serve, nil),
 	)
-	add(groupOther, completioncmd.NewCmdCompletion(f, nil), versioncmd.NewCmdVersion(f, nil))
+	add(groupOther, completioncmd.NewCmdCompletion(f, nil), versioncmd.NewCmdVersion(f, nil), mancmd.NewCmdMan(f, nil))
 	// Hidden compatibility aliases of the public CLI (cli.md §9.6).
 	root.AddCommand(logincmd.NewCmdSetup(f), switchcmd.NewCmdSwitchAlias(f))
 	_ = root.RegisterFlagCompletionFunc("team", logoutcmd.CompleteProfiles(f))
