@@ -125,7 +125,7 @@ type ratingsRun struct {
 
 // Run snapshots the ratings of the target apps (jobs.md §12.3).
 func (h *AppStoreRatingsSync) Run(ctx context.Context, run *engine.Run) (engine.Result, error) {
-	t0, err := databaseNow(ctx, run.DB)
+	t0, err := dbNow(ctx, run.DB)
 	if err != nil {
 		return nil, err
 	}

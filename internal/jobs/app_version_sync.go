@@ -80,7 +80,7 @@ type versionOutcome struct {
 
 // Run visits the live apps (or the one of params.app_id) in creation order.
 func (h *AppVersionSync) Run(ctx context.Context, run *engine.Run) (engine.Result, error) {
-	t0, err := databaseNow(ctx, run.DB)
+	t0, err := dbNow(ctx, run.DB)
 	if err != nil {
 		return nil, err
 	}
@@ -320,15 +320,6 @@ func writeVersion(ctx context.Context, q db.DBTX, appID string, version, source 
 		return nil, false, nil
 	}
 	return old, err == nil, err
-}
-
-// databaseNow reads T0, the database clock, in UTC.
-func databaseNow(ctx context.Context, q db.DBTX) (time.Time, error) {
-	var t time.Time
-	if err := q.QueryRow(ctx, `SELECT now()`).Scan(&t); err != nil {
-		return t, fmt.Errorf("read database clock: %w", err)
-	}
-	return t.UTC(), nil
 }
 
 func nullIfEmpty(s string) *string {
