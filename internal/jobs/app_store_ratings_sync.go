@@ -28,6 +28,11 @@ import (
 // times with exponential backoff. An app is finalised in one transaction as soon as its
 // last pair is done; a cancelled run still finalises the apps it finished and stores
 // what it fetched for the app it was working on.
+//
+// Lookup failures are counted per storefront, but an upstream that is down — 16
+// storefronts in a row giving up after all their attempts — stops the run, stores what
+// it fetched like a cancellation does and fails it with the last answer, so a waited
+// sync reports the outage instead of finishing with nothing but errors.
 type AppStoreRatingsSync struct {
 	deps *Deps
 }
@@ -117,11 +122,24 @@ type ratingsRun struct {
 	apps     []*ratingsApp
 	total    int64
 
+	// stopLookups ends the lookups early; failing is set (by the collector) when the
+	// upstream failed hard.
+	stopLookups context.CancelFunc
+	failing     error
+	streak      int // pairs in a row that gave up after their retries
+
 	mu       sync.Mutex
 	counters ratingsCounters
 	pairs    int64 // pairs finished
 	current  int   // highest app index with a finished pair
 }
+
+// hardFailureStreak is how many storefront lookups in a row may give up after all their
+// attempts before the run stops and fails: two waves of the default concurrency, each
+// of which spent about two minutes of backoff. A storefront that answers resets the
+// count, so a flaky upstream only costs the storefronts it failed, while an upstream
+// that is down fails the run in minutes instead of grinding through every storefront.
+const hardFailureStreak = 16
 
 // Run snapshots the ratings of the target apps (jobs.md §12.3).
 func (h *AppStoreRatingsSync) Run(ctx context.Context, run *engine.Run) (engine.Result, error) {
@@ -150,6 +168,7 @@ func (h *AppStoreRatingsSync) Run(ctx context.Context, run *engine.Run) (engine.
 
 	lookCtx, stopLookups := context.WithCancel(ctx)
 	defer stopLookups()
+	r.stopLookups = stopLookups
 
 	// The producer reads each app's previously active storefronts, then queues its pairs,
 	// apps in order; it stops queueing when the run stops.
@@ -232,8 +251,8 @@ func (h *AppStoreRatingsSync) Run(ctx context.Context, run *engine.Run) (engine.
 		return nil, finalErr
 	}
 
-	// Stopped early: store what the unfinished apps fetched, without notifying
-	// (jobs.md §12.6). Apps never started stay untouched.
+	// Stopped early — cancelled, or the upstream failed hard: store what the unfinished
+	// apps fetched, without notifying (jobs.md §12.6). Apps never started stay untouched.
 	stopped := false
 	for _, app := range apps {
 		if app.finished == len(storefronts) {
@@ -245,6 +264,9 @@ func (h *AppStoreRatingsSync) Run(ctx context.Context, run *engine.Run) (engine.
 				return nil, err
 			}
 		}
+	}
+	if r.failing != nil {
+		return nil, r.failing
 	}
 	r.mu.Lock()
 	result := r.counters.result(h.finalDelay())
@@ -292,6 +314,7 @@ func (r *ratingsRun) record(pr pairResult) {
 			"outcome", string(pr.res.Outcome), "status", pr.res.Status, "message", pr.res.Message,
 			"retries_exhausted", pr.stats.Exhausted)
 	}
+	r.watchHealth(pr)
 	app.finished++
 
 	r.mu.Lock()
@@ -313,6 +336,31 @@ func (r *ratingsRun) record(pr pairResult) {
 	r.pairs++
 	r.current = max(r.current, app.Index)
 	r.reportLocked()
+}
+
+// watchHealth fails the run once hardFailureStreak pairs in a row gave up after all
+// their attempts, with no storefront answering in between. Plain errors (a 400 for one
+// storefront) neither count nor reset. Only the collector calls it.
+func (r *ratingsRun) watchHealth(pr pairResult) {
+	switch {
+	case pr.stats.Exhausted:
+		r.streak++
+	case pr.res.Outcome == itunes.OutcomeFound || pr.res.Outcome == itunes.OutcomeNotFound:
+		r.streak = 0
+	}
+	if r.streak < hardFailureStreak || r.failing != nil {
+		return
+	}
+	last := string(pr.res.Outcome)
+	if pr.res.Status != 0 {
+		last += " " + strconv.Itoa(pr.res.Status)
+	}
+	if pr.res.Message != "" {
+		last += ": " + pr.res.Message
+	}
+	r.failing = fmt.Errorf("iTunes Lookup is failing: %d storefront lookups in a row gave up after %d attempts each (last answer: %s)",
+		r.streak, ratingsLookupAttempts, last)
+	r.stopLookups()
 }
 
 func (r *ratingsRun) report() {

@@ -421,6 +421,52 @@ func TestAppStoreRatingsSync(t *testing.T) {
 		require.Equal(t, map[int]int{1: 3, 2: 2, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1}, bands)
 	})
 
+	t.Run("an upstream that is down fails the run", func(t *testing.T) {
+		t.Parallel()
+		w := newRatingsWorld(t, 1)
+		b := w.testBundle
+		// Snapframe is fetched in full, then every lookup answers 503.
+		b.fault(t, emukit.FaultRule{Match: emukit.FaultMatch{Path: "/lookup"}, After: 249, Action: emukit.FaultAction{Status: http.StatusServiceUnavailable}})
+		rec := b.run(t, jobtype.AppStoreRatingsSync, nil)
+		require.Equal(t, "failed", string(rec.Status))
+		require.NotNil(t, rec.Error)
+		require.Regexp(t, `^iTunes Lookup is failing: 16 storefront lookups in a row gave up after 8 attempts each \(last answer: error 503: `, *rec.Error)
+
+		// It stopped instead of spending 8 attempts on each of Tidepool's 249 storefronts.
+		failed := 0
+		for _, e := range b.emu.Requests(emukit.Filter{Path: "/lookup"}) {
+			if e.Status == http.StatusServiceUnavailable {
+				failed++
+			}
+		}
+		require.GreaterOrEqual(t, failed, 16*8)
+		require.Less(t, failed, (16+8)*8)
+		// The app finished before the outage keeps its snapshot and cache.
+		require.Len(t, b.snapshot(t, w.snapframe, b.today(t)), 5)
+		require.NotNil(t, b.worldwide(t, w.snapframe).SyncedAt)
+	})
+
+	t.Run("a flaky upstream costs only the storefronts it failed", func(t *testing.T) {
+		t.Parallel()
+		w := newRatingsWorld(t, 1)
+		b := w.testBundle
+		// Every other storefront fails all 8 attempts; the ones between keep the run alive.
+		for i, cc := range itunes.Storefronts() {
+			if i%2 == 0 {
+				b.fault(t, emukit.FaultRule{
+					Match:  emukit.FaultMatch{Path: "/lookup", Query: map[string]string{"bundleId": universe.TidepoolBundleID, "country": cc}},
+					Action: emukit.FaultAction{Status: http.StatusBadGateway},
+				})
+			}
+		}
+		rec := b.run(t, jobtype.AppStoreRatingsSync, map[string]any{"app_id": w.tidepool.ID})
+		requireCompleted(t, rec)
+		c := counters(t, rec)
+		require.Equal(t, int64(125), c["retries_exhausted"])
+		require.Equal(t, int64(125), c["errors"])
+		require.Equal(t, int64(1), c["apps_processed"])
+	})
+
 	t.Run("Retry-After is honoured up to 300 s", func(t *testing.T) {
 		t.Parallel()
 		w := newRatingsWorld(t, 1)
