@@ -95,9 +95,12 @@ func (c *jumpClock) WaitUntil(ctx context.Context, t time.Time) error {
 type world struct {
 	stack   *owltest.Stack
 	emu     *emuitunes.Server
+	emuURL  string
 	clock   *gateClock
 	project owltest.Project
 	env     owltest.Env
+
+	snapframe, tidepool owltest.App
 }
 
 func newWorld(t *testing.T) *world {
@@ -114,6 +117,7 @@ func newWorld(t *testing.T) *world {
 	base, stop, err := emukit.Start(context.Background(), w.emu.Handler(), "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(stop)
+	w.emuURL = base
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	t.Cleanup(tr.CloseIdleConnections)
 	client, err := itunes.New(itunes.Options{
@@ -128,8 +132,8 @@ func newWorld(t *testing.T) *world {
 		owltest.WithHandler(jobtype.AppStoreRatingsSync, handlers[jobtype.AppStoreRatingsSync]),
 		owltest.WithHandler(jobtype.AppVersionSync, handlers[jobtype.AppVersionSync]))
 	w.project = w.stack.SeedProject(t)
-	w.stack.SeedApp(t, w.project, owltest.BundleID(universe.SnapframeBundleID))
-	w.stack.SeedApp(t, w.project, owltest.BundleID(universe.TidepoolBundleID))
+	w.snapframe = w.stack.SeedApp(t, w.project, owltest.BundleID(universe.SnapframeBundleID))
+	w.tidepool = w.stack.SeedApp(t, w.project, owltest.BundleID(universe.TidepoolBundleID))
 	w.env = w.stack.Env()
 	return w
 }
@@ -245,4 +249,51 @@ func TestRatingsSyncUpstreamDown(t *testing.T) {
 	res = owltest.Run(t, w.env, "ratings", "sync", "--project-id", w.project.ID, "--wait", "--progress", "none")
 	require.Equal(t, cmdutil.ExitFailure, res.ExitCode)
 	require.Contains(t, res.Stderr.String(), "iTunes Lookup is failing")
+}
+
+// systemRun is the part of `system jobs run --format json` these tests read.
+type systemRun struct {
+	Status   string         `json:"status"`
+	Executor string         `json:"executor"`
+	Result   map[string]any `json:"result"`
+}
+
+// The local runs of `owlmetry system jobs run --local` build their handlers from the
+// environment, as owlmetry server does: the iTunes variables alone point them at the
+// emulator.
+func TestITunesJobsRunLocally(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	env := w.env.With(
+		"OWLMETRY_ITUNES_API_URL", w.emuURL+"/",
+		"OWLMETRY_ITUNES_MIN_INTERVAL", "1ms",
+		"OWLMETRY_ITUNES_CONCURRENCY", "4",
+	)
+
+	res := owltest.Run(t, env, "system", "jobs", "run", "app_store_ratings_sync", "--local", "--project-id", w.project.ID, "--format", "json")
+	require.Equal(t, cmdutil.ExitOK, res.ExitCode, res.Stderr.String())
+	var run systemRun
+	require.NoError(t, json.Unmarshal(res.Stdout.Bytes(), &run), res.Stdout.String())
+	require.Equal(t, "completed", run.Status)
+	require.Equal(t, "local", run.Executor)
+	require.Equal(t, float64(2), run.Result["apps_processed"])
+	require.Equal(t, float64(498), run.Result["storefronts_fetched"])
+	require.Equal(t, float64(7), run.Result["rows_upserted"])
+	require.Equal(t, float64(1), run.Result["final_delay_ms"], "the pacer of OWLMETRY_ITUNES_MIN_INTERVAL")
+
+	res = owltest.Run(t, env, "system", "jobs", "run", "app_version_sync", "--local", "--param", "app_id="+w.tidepool.ID, "--format", "json")
+	require.Equal(t, cmdutil.ExitOK, res.ExitCode, res.Stderr.String())
+	require.NoError(t, json.Unmarshal(res.Stdout.Bytes(), &run), res.Stdout.String())
+	require.Equal(t, "completed", run.Status)
+	require.Equal(t, float64(1), run.Result["app_store_synced"])
+	var version string
+	var appleID int64
+	require.NoError(t, w.stack.DB.Pool.QueryRow(context.Background(),
+		`SELECT latest_app_version, apple_app_store_id FROM apps WHERE id = $1`, w.tidepool.ID).Scan(&version, &appleID))
+	require.Equal(t, "3.1.0", version)
+	require.Equal(t, universe.TidepoolAppleID, appleID, "the Apple id is learnt from iTunes")
+
+	bad := owltest.Run(t, w.env.With("OWLMETRY_ITUNES_CONCURRENCY", "many"), "system", "jobs", "run", "app_version_sync", "--local")
+	require.Equal(t, cmdutil.ExitFailure, bad.ExitCode)
+	require.Contains(t, bad.Stderr.String(), `invalid OWLMETRY_ITUNES_CONCURRENCY "many"`)
 }
