@@ -10,6 +10,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/engine"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
+	"github.com/owlmetry/owlmetry/internal/upstream/itunes"
 )
 
 // Config is the environment the handlers read (jobs.md §3.10). LoadConfig builds it once
@@ -31,6 +32,11 @@ type Config struct {
 	// FanoutConcurrency is OWLMETRY_FANOUT_CONCURRENCY, how many projects a fan-out run
 	// processes at once (1–32). Defaults to 4.
 	FanoutConcurrency int
+	// ITunes is the iTunes Lookup part (upstreams.md §1.3): OWLMETRY_ITUNES_API_URL,
+	// OWLMETRY_ITUNES_MIN_INTERVAL (the pacer's baseline) and
+	// OWLMETRY_ITUNES_CONCURRENCY (requests in flight per process). Defaults to
+	// itunes.DefaultConfig(); zero fields take their defaults.
+	ITunes itunes.Config
 }
 
 // Defaults of jobs.md §3.10.
@@ -52,6 +58,7 @@ func DefaultConfig() Config {
 		WebAppURL:         DefaultWebAppURL,
 		IssueScanSettle:   DefaultIssueScanSettle,
 		FanoutConcurrency: DefaultFanoutConcurrency,
+		ITunes:            itunes.DefaultConfig(),
 	}
 }
 
@@ -97,7 +104,38 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 		c.FanoutConcurrency = n
 	}
+	if v, ok := get(itunes.EnvAPIURL); ok {
+		u, err := itunes.ParseBaseURL(v)
+		if err != nil {
+			return c, &engine.SettingError{Name: itunes.EnvAPIURL, Value: redactedURL(v),
+				Want: "an absolute http or https URL without query or fragment, such as " + itunes.DefaultBaseURL}
+		}
+		c.ITunes.BaseURL = u
+	}
+	if v, ok := get(itunes.EnvMinInterval); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, &engine.SettingError{Name: itunes.EnvMinInterval, Value: v, Want: "a positive duration such as 150ms"}
+		}
+		c.ITunes.MinInterval = d
+	}
+	if v, ok := get(itunes.EnvConcurrency); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, &engine.SettingError{Name: itunes.EnvConcurrency, Value: v, Want: "a positive integer such as 8"}
+		}
+		c.ITunes.Concurrency = n
+	}
 	return c, nil
+}
+
+// redactedURL hides a password in a URL before it appears in a message.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 // MaxDatabaseSizeBytes is floor(MaxDatabaseSizeGB × 1024³), the max_size_bytes of

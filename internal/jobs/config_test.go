@@ -9,6 +9,7 @@ import (
 	"github.com/owlmetry/owlmetry/internal/engine"
 	"github.com/owlmetry/owlmetry/internal/jobs"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
+	"github.com/owlmetry/owlmetry/internal/upstream/itunes"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -25,6 +26,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	require.Equal(t, jobs.Config{
 		AttachmentsPath: "./data/attachments", WebAppURL: "http://localhost:3000",
 		IssueScanSettle: 60 * time.Second, FanoutConcurrency: 4,
+		ITunes: itunes.Config{BaseURL: "https://itunes.apple.com", MinInterval: 150 * time.Millisecond, Concurrency: 8},
 	}, c)
 	require.Equal(t, int64(0), c.MaxDatabaseSizeBytes())
 }
@@ -34,6 +36,7 @@ func TestLoadConfigValues(t *testing.T) {
 	c, err := jobs.LoadConfig(env(map[string]string{
 		"MAX_DATABASE_SIZE_GB": "2.5", "OWLMETRY_ATTACHMENTS_PATH": "/srv/att", "WEB_APP_URL": "https://app.example.com/",
 		"OWLMETRY_ISSUE_SCAN_SETTLE": "0s", "OWLMETRY_FANOUT_CONCURRENCY": "32",
+		"OWLMETRY_ITUNES_API_URL": "http://127.0.0.1:4104/", "OWLMETRY_ITUNES_MIN_INTERVAL": "60ms", "OWLMETRY_ITUNES_CONCURRENCY": " 3 ",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, 2.5, c.MaxDatabaseSizeGB)
@@ -42,6 +45,7 @@ func TestLoadConfigValues(t *testing.T) {
 	require.Equal(t, "https://app.example.com", c.WebAppURL)
 	require.Equal(t, time.Duration(0), c.IssueScanSettle)
 	require.Equal(t, 32, c.FanoutConcurrency)
+	require.Equal(t, itunes.Config{BaseURL: "http://127.0.0.1:4104", MinInterval: 60 * time.Millisecond, Concurrency: 3}, c.ITunes)
 
 	c, err = jobs.LoadConfig(env(map[string]string{"MAX_DATABASE_SIZE_GB": "0.000000001"}))
 	require.NoError(t, err)
@@ -62,6 +66,12 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"OWLMETRY_FANOUT_CONCURRENCY", "0", "an integer from 1 to 32"},
 		{"OWLMETRY_FANOUT_CONCURRENCY", "33", "an integer from 1 to 32"},
 		{"OWLMETRY_FANOUT_CONCURRENCY", "four", "an integer from 1 to 32"},
+		{"OWLMETRY_ITUNES_API_URL", "itunes.apple.com", "an absolute http or https URL"},
+		{"OWLMETRY_ITUNES_API_URL", "https://itunes.apple.com?x=1", "an absolute http or https URL"},
+		{"OWLMETRY_ITUNES_MIN_INTERVAL", "0s", "a positive duration"},
+		{"OWLMETRY_ITUNES_MIN_INTERVAL", "150", "a positive duration"},
+		{"OWLMETRY_ITUNES_CONCURRENCY", "0", "a positive integer"},
+		{"OWLMETRY_ITUNES_CONCURRENCY", "eight", "a positive integer"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			t.Parallel()
@@ -83,11 +93,12 @@ func TestMaxDatabaseSizeFitsTheParam(t *testing.T) {
 	require.LessOrEqual(t, c.MaxDatabaseSizeBytes(), int64(jobtype.MaxSafeInteger))
 }
 
-func TestAllRegistersTheMaintenanceHandlers(t *testing.T) {
+func TestAllRegistersTheHandlers(t *testing.T) {
 	t.Parallel()
 	all := jobs.All(jobs.Deps{})
-	require.Len(t, all, 5)
-	for _, name := range []string{jobtype.RetentionCleanup, jobtype.DBPruning, jobtype.SoftDeleteCleanup, jobtype.PartitionCreation, jobtype.AttachmentCleanup} {
+	require.Len(t, all, 7)
+	for _, name := range []string{jobtype.RetentionCleanup, jobtype.DBPruning, jobtype.SoftDeleteCleanup, jobtype.PartitionCreation,
+		jobtype.AttachmentCleanup, jobtype.AppVersionSync, jobtype.AppStoreRatingsSync} {
 		require.NotNil(t, all[name], name)
 		_, ok := jobtype.Lookup(name)
 		require.True(t, ok, name)

@@ -20,6 +20,15 @@
 //     serialization failures and deadlocks after 100, 200 and 400 ms (jobs.md §3.4.3,
 //     §3.4.5).
 //
+// The iTunes jobs (app_version_sync, app_store_ratings_sync) share the process's one
+// iTunes client and pacer, which All builds from Config.ITunes unless Deps.ITunes brings
+// one. Their lookups run through a worker pool of the pacer's concurrency cap; every
+// request waits for its pacing slot, and rate-limited or transient answers are retried
+// with exponential backoff on the injected Clock (itunes_lookup.go). The ratings job's
+// notifications insert their e-mail jobs through Deps.Inserter — the engine's River
+// client, bound after engine.New through a LateInserter — or, without one, through an
+// insert-only River client on the run's pool.
+//
 // Every handler reads T0, the database clock, once when it starts and derives its cutoffs
 // from it; the injected Clock serves only durations and waits. Handlers check their
 // context at the points their job's .6 subsection lists and return engine.Stopped with

@@ -3,13 +3,20 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
 	"github.com/owlmetry/owlmetry/internal/engine"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
 	"github.com/owlmetry/owlmetry/internal/metrics"
+	"github.com/owlmetry/owlmetry/internal/notify"
+	"github.com/owlmetry/owlmetry/internal/upstream/itunes"
 )
 
 // Deps is what the handlers need, injected once when they are built (engine.md §6.2).
@@ -23,7 +30,8 @@ type Deps struct {
 	// Logger receives handler logs when a run carries no logger of its own. Defaults to
 	// a logger that discards.
 	Logger *slog.Logger
-	// Metrics, when set, receives the partitions-ahead gauge after partition_creation.
+	// Metrics, when set, receives the partitions-ahead gauge after partition_creation and
+	// the upstream metrics of the iTunes client All builds.
 	Metrics *metrics.Set
 	// Limits are the bounds of jobs.md §3.4. Zero fields take the specified values.
 	Limits Limits
@@ -35,6 +43,18 @@ type Deps struct {
 	// StatementFunc, when set, receives the timing of every batch transaction and DDL
 	// statement on an event partition. Benchmarks use it to report the longest one.
 	StatementFunc func(s StatementStat)
+
+	// ITunes is the process's iTunes Lookup client, whose pacer app_version_sync,
+	// app_store_ratings_sync and any route share (jobs.md §3.5.2). Nil makes All build
+	// one from Config.ITunes.
+	ITunes *itunes.Client
+	// Inserter inserts the River jobs of the notifications handlers dispatch (jobs.md
+	// §3.7): the engine's River client, through a LateInserter. Nil makes the handlers
+	// insert through an insert-only River client of their own on the run's pool, which
+	// works the same for server and local runs.
+	Inserter notify.Inserter
+
+	insertOnly *insertOnlyClients
 }
 
 // Limits are the time bounds of the database work patterns (jobs.md §3.4). Tests shrink
@@ -86,15 +106,18 @@ type StatementStat struct {
 }
 
 // All returns a handler for every job type this package implements, ready for
-// engine.Config.Handlers.
+// engine.Config.Handlers. It panics when the configuration cannot build the iTunes
+// client, which LoadConfig rules out.
 func All(deps Deps) map[string]engine.Handler {
 	d := deps.withDefaults()
 	return map[string]engine.Handler{
-		jobtype.RetentionCleanup:  &RetentionCleanup{deps: d},
-		jobtype.DBPruning:         &DBPruning{deps: d},
-		jobtype.SoftDeleteCleanup: &SoftDeleteCleanup{deps: d},
-		jobtype.PartitionCreation: &PartitionCreation{deps: d},
-		jobtype.AttachmentCleanup: &AttachmentCleanup{deps: d},
+		jobtype.RetentionCleanup:    &RetentionCleanup{deps: d},
+		jobtype.DBPruning:           &DBPruning{deps: d},
+		jobtype.SoftDeleteCleanup:   &SoftDeleteCleanup{deps: d},
+		jobtype.PartitionCreation:   &PartitionCreation{deps: d},
+		jobtype.AttachmentCleanup:   &AttachmentCleanup{deps: d},
+		jobtype.AppVersionSync:      &AppVersionSync{deps: d},
+		jobtype.AppStoreRatingsSync: &AppStoreRatingsSync{deps: d},
 	}
 }
 
@@ -126,6 +149,22 @@ func (d Deps) withDefaults() *Deps {
 	if d.Limits.DDLStatementTimeout <= 0 {
 		d.Limits.DDLStatementTimeout = 60 * time.Second
 	}
+	if d.Config.ITunes.BaseURL == "" {
+		d.Config.ITunes.BaseURL = itunes.DefaultBaseURL
+	}
+	if d.ITunes == nil {
+		c, err := itunes.New(itunes.Options{
+			BaseURL: d.Config.ITunes.BaseURL,
+			Pacer:   itunes.NewPacerFromConfig(d.Config.ITunes, d.Metrics),
+			Metrics: d.Metrics,
+			Logger:  d.Logger,
+		})
+		if err != nil {
+			panic(fmt.Sprintf("jobs: %v", err))
+		}
+		d.ITunes = c
+	}
+	d.insertOnly = &insertOnlyClients{log: d.Logger, clients: map[*pgxpool.Pool]*river.Client[pgx.Tx]{}}
 	return &d
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -28,6 +29,8 @@ const (
 	// MaxBodyBytes is the largest body read; a larger one is error(status) with the
 	// message "response too large".
 	MaxBodyBytes = 16 << 20
+	// MaxRetryAfter is the longest Retry-After wait that is waited (upstreams.md §2.4).
+	MaxRetryAfter = 300 * time.Second
 )
 
 // Outcome is a call's result class, the vocabulary of jobs.md §3.6 shared by every
@@ -81,6 +84,12 @@ type LookupResult struct {
 	Message string
 	// App is the first result of a found outcome, else nil.
 	App *App
+	// RetryAfter is the wait a throttled or 5xx answer asked for in its Retry-After
+	// header (whole seconds or an HTTP date, upstreams.md §2.4), 0 when it had none.
+	// Apple's throttle sends none today. A throttled answer's wait of at most
+	// MaxRetryAfter also holds the shared pacer, so no caller of the process sends
+	// before it has passed; a longer one is the caller's cue to give up.
+	RetryAfter time.Duration
 	// Waits are the pacer waits before the request.
 	Waits Waits
 }
@@ -202,6 +211,9 @@ func (c *Client) Lookup(ctx context.Context, p LookupParams) (LookupResult, erro
 	}
 	switch {
 	case res.Outcome == OutcomeRateLimited:
+		if res.RetryAfter > 0 && res.RetryAfter <= MaxRetryAfter {
+			c.pacer.Hold(c.pacer.clock.Now().Add(res.RetryAfter))
+		}
 		permit.Release(FeedbackThrottled)
 	case res.Transient:
 		permit.Release(FeedbackTransient)
@@ -236,6 +248,9 @@ func (c *Client) do(ctx context.Context, query url.Values, attempt int) (LookupR
 		res = LookupResult{Outcome: OutcomeError, Transient: true, Message: "network error: " + networkMessage(err)}
 	default:
 		res = classify(resp.StatusCode(), resp.Body())
+		if res.Outcome == OutcomeRateLimited || res.Transient {
+			res.RetryAfter = parseRetryAfter(resp.Header().Get("Retry-After"), c.pacer.clock.Now())
+		}
 	}
 
 	code := strconv.Itoa(res.Status)
@@ -285,6 +300,26 @@ func classify(status int, body []byte) LookupResult {
 		res.Outcome, res.Message = OutcomeError, errorMessage(body)
 	}
 	return res
+}
+
+// parseRetryAfter reads a Retry-After value: a non-negative integer of seconds, or an
+// HTTP date (the wait is the date minus now, at least 0). Anything else counts as
+// absent, 0.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 || n > int64(math.MaxInt64/time.Second) {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 // networkMessage describes a transport failure without the request URL: the error is

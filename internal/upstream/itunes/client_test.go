@@ -41,6 +41,8 @@ type clientBundle struct {
 	metrics *metrics.Set
 	base    string
 	logs    *syncBuffer
+	// clock is the jump clock both sides run on by default.
+	clock *jumpClock
 }
 
 type clientSetup struct {
@@ -64,7 +66,7 @@ func setup(t *testing.T, mutate ...func(*clientSetup)) *clientBundle {
 	for _, m := range mutate {
 		m(&cs)
 	}
-	b := &clientBundle{metrics: metrics.New(), logs: &syncBuffer{}}
+	b := &clientBundle{metrics: metrics.New(), logs: &syncBuffer{}, clock: clock}
 	var err error
 	b.emu, err = emuitunes.New(cs.emu)
 	require.NoError(t, err)
@@ -229,6 +231,59 @@ func TestLookupRateLimited(t *testing.T) {
 		res := b.lookup(t, universe.TidepoolBundleID, "us")
 		require.Equal(t, itunes.OutcomeRateLimited, res.Outcome)
 		require.Equal(t, http.StatusTooManyRequests, res.Status)
+	})
+}
+
+func TestLookupRetryAfter(t *testing.T) {
+	t.Parallel()
+	retryAfter := func(status int, value string) emukit.FaultRule {
+		return emukit.FaultRule{Match: emukit.FaultMatch{Path: "/lookup"}, Times: 1,
+			Action: emukit.FaultAction{Status: status, Headers: map[string]*string{"Retry-After": &value}}}
+	}
+
+	t.Run("a throttled answer's Retry-After holds the pacer", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.fault(t, retryAfter(http.StatusTooManyRequests, "7"))
+		res := b.lookup(t, universe.TidepoolBundleID, "us")
+		require.Equal(t, itunes.OutcomeRateLimited, res.Outcome)
+		require.Equal(t, 7*time.Second, res.RetryAfter)
+		next := b.lookup(t, universe.TidepoolBundleID, "us")
+		require.Equal(t, itunes.OutcomeFound, next.Outcome)
+		require.Equal(t, 7*time.Second, next.Waits.Total, "nobody sends before the wait is over")
+		entries := b.emu.Requests(emukit.Filter{Path: "/lookup"})
+		require.Len(t, entries, 2)
+		require.Equal(t, 7*time.Second, entries[1].Time.Sub(entries[0].Time))
+	})
+
+	t.Run("a wait over 300 s is reported, not held", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.fault(t, retryAfter(http.StatusForbidden, "301"))
+		res := b.lookup(t, universe.TidepoolBundleID, "us")
+		require.Equal(t, itunes.OutcomeRateLimited, res.Outcome)
+		require.Equal(t, 301*time.Second, res.RetryAfter)
+		next := b.lookup(t, universe.TidepoolBundleID, "us")
+		require.Less(t, next.Waits.Total, time.Second, "only the pacer's widened interval")
+	})
+
+	t.Run("a transient answer's HTTP date is reported without holding", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.fault(t, retryAfter(http.StatusServiceUnavailable, b.clock.Now().Add(30*time.Second).Format(http.TimeFormat)))
+		res := b.lookup(t, universe.TidepoolBundleID, "us")
+		require.True(t, res.Transient)
+		require.Equal(t, 30*time.Second, res.RetryAfter)
+		next := b.lookup(t, universe.TidepoolBundleID, "us")
+		require.Less(t, next.Waits.Total, time.Second)
+	})
+
+	t.Run("other answers carry none", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.fault(t, retryAfter(http.StatusBadRequest, "9"))
+		res := b.lookup(t, universe.TidepoolBundleID, "us")
+		require.Zero(t, res.RetryAfter)
 	})
 }
 

@@ -26,7 +26,9 @@
 //	}
 //
 // The client never retries by itself; res.Waits tells the job how long the call waited
-// for its slot, for the result counters. Requests carry User-Agent owlmetry/<version>,
+// for its slot, for the result counters. Should a throttled answer carry Retry-After
+// (Apple's does not today), res.RetryAfter reports it and, up to MaxRetryAfter, the
+// pacer holds every caller until it has passed. Requests carry User-Agent owlmetry/<version>,
 // time out after 10 s, never follow redirects and read at most 16 MiB.
 //
 // Tests run the client against the emulator in internal/emulator/itunes on a real

@@ -175,6 +175,17 @@ func (p *Pacer) Acquire(ctx context.Context) (*Permit, error) {
 	return &Permit{p: p, Waited: wait}, nil
 }
 
+// Hold keeps every caller from sending before until: a Retry-After from Apple applies to
+// the whole process, since Apple throttles per client IP. Slots already handed out are
+// not recalled.
+func (p *Pacer) Hold(until time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if until.After(p.next) {
+		p.next = until
+	}
+}
+
 // giveBack returns an abandoned slot when nobody reserved after it, so a cancelled
 // caller does not slow the next one down.
 func (p *Pacer) giveBack(slot time.Time, d time.Duration) {

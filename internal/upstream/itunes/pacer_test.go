@@ -215,3 +215,22 @@ func TestPacerMetrics(t *testing.T) {
 	b.permit.Release(itunes.FeedbackOK)
 	require.InDelta(t, 0.485, metricValue(t, m.ITunesInterval), 1e-9)
 }
+
+func TestPacerHold(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock(t0)
+	p := itunes.NewPacer(itunes.PacerOptions{MinInterval: 100 * ms, Clock: clock})
+	first := receive(t, acquireAsync(context.Background(), p))
+	require.NoError(t, first.err)
+	first.permit.Release(itunes.FeedbackOK)
+
+	p.Hold(t0.Add(5 * time.Second))
+	p.Hold(t0.Add(2 * time.Second)) // an earlier hold never shortens a later one
+	ch := acquireAsync(context.Background(), p)
+	require.Equal(t, []time.Time{t0.Add(5 * time.Second)}, clock.waitWaiters(t, 1))
+	clock.Advance(5 * time.Second)
+	second := receive(t, ch)
+	require.NoError(t, second.err)
+	require.Equal(t, 5*time.Second, second.permit.Waited)
+	second.permit.Release(itunes.FeedbackOK)
+}

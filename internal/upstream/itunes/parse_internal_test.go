@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -79,4 +80,28 @@ func TestRedactHeaders(t *testing.T) {
 	require.Equal(t, "[redacted]", out.Get("Authorization"))
 	require.Equal(t, "owlmetry/1.0", out.Get("User-Agent"))
 	require.Equal(t, "Bearer secret", h.Get("Authorization"), "the original is untouched")
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"0", 0},
+		{"7", 7 * time.Second},
+		{" 120 ", 120 * time.Second},
+		{"-3", 0},
+		{"1.5", 0},
+		{"soon", 0},
+		{"99999999999999999999", 0},
+		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"Fri, 20 Nov 2026 09:01:00 GMT", time.Minute},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, parseRetryAfter(tt.in, now), "%q", tt.in)
+	}
 }
