@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
+	"github.com/owlmetry/owlmetry/internal/db"
 	"github.com/owlmetry/owlmetry/internal/pgtest"
 )
 
@@ -51,12 +53,12 @@ func TestMigrateThenStatus(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(res.Stdout.Bytes(), &doc))
 	require.NotEmpty(t, doc.Applied)
-	require.Equal(t, 1, doc.CurrentVersion)
+	require.Equal(t, db.LatestVersion(), doc.CurrentVersion)
 
 	res = run(t, env, "migrate")
 	require.Equal(t, cmdutil.ExitOK, res.ExitCode)
 	require.Empty(t, res.Stdout.String(), "nothing left to apply")
-	require.Contains(t, res.Stderr.String(), "Database is up to date (version 1).")
+	require.Contains(t, res.Stderr.String(), fmt.Sprintf("Database is up to date (version %d).", db.LatestVersion()))
 
 	res = run(t, env, "migrate", "--status", "--check")
 	require.Equal(t, cmdutil.ExitOK, res.ExitCode)
@@ -93,5 +95,5 @@ func TestMigrateConcurrentProcesses(t *testing.T) {
 	}
 	var n int
 	require.NoError(t, tdb.Pool.QueryRow(context.Background(), `SELECT count(*) FROM owlmetry_schema_migrations`).Scan(&n))
-	require.Equal(t, 1, n)
+	require.Equal(t, db.LatestVersion(), n)
 }

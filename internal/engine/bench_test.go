@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/owlmetry/owlmetry/internal/db"
 	"github.com/owlmetry/owlmetry/internal/engine"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
 	"github.com/owlmetry/owlmetry/internal/pgtest"
@@ -23,11 +25,11 @@ func BenchmarkNoopThroughput(b *testing.B) {
 	tdb := pgtest.New(b)
 	target := int64(b.N)
 	handler := engine.HandlerFunc(func(ctx context.Context, run *engine.Run) (engine.Result, error) { return nil, nil })
-	// Every run needs its own overlap key: spread them over the 13 types and many projects.
-	projects := make([]string, 64)
-	for i := range projects {
-		projects[i] = seedProjectB(b, tdb)
-	}
+	// Every run gets its own overlap key, so producers never wait on each other: the
+	// project-keyed types × enough projects for the whole run.
+	keyed := []string{jobtype.AppStoreRatingsSync, jobtype.AppleAdsSync, jobtype.AppStoreConnectReviewsSync,
+		jobtype.RevenueCatSync, jobtype.RevenueCatUserBackfill}
+	projects := seedProjectsB(b, tdb, b.N/len(keyed)+1)
 	handlers := map[string]engine.Handler{}
 	for _, name := range jobtype.Names() {
 		handlers[name] = handler
@@ -36,7 +38,11 @@ func BenchmarkNoopThroughput(b *testing.B) {
 	settings.NodeID = "bench"
 	settings.CronProfile = "off"
 	settings.Scheduler = false
-	e, err := engine.New(tdb.Pool, engine.Config{Settings: settings, Handlers: handlers})
+	// A pool sized like a server's (OWLMETRY_DB_MAX_CONNS, default 40).
+	pool, err := db.OpenPool(ctx, tdb.URL, db.PoolOptions{MaxConns: int32(settings.DBMaxConns)})
+	require.NoError(b, err)
+	defer pool.Close()
+	e, err := engine.New(pool, engine.Config{Settings: settings, Handlers: handlers})
 	require.NoError(b, err)
 	require.NoError(b, e.Start(ctx))
 	defer e.Close() //nolint:errcheck
@@ -54,15 +60,11 @@ func BenchmarkNoopThroughput(b *testing.B) {
 				if i >= target {
 					return
 				}
-				// Keyed runs of a project-scoped type: one active run per project at a
-				// time, so the producers wait for a free key on conflict.
-				pid := projects[i%int64(len(projects))]
-				for {
-					_, err := e.Enqueue(ctx, engine.EnqueueRequest{JobType: jobtype.RevenueCatUserBackfill, Entry: jobtype.EntryCLI,
-						Params: map[string]any{"project_id": pid}, TriggeredBy: "bench"})
-					if err == nil {
-						break
-					}
+				_, err := e.Enqueue(ctx, engine.EnqueueRequest{JobType: keyed[i%int64(len(keyed))], Entry: jobtype.EntryCLI,
+					Params: map[string]any{"project_id": projects[i/int64(len(keyed))]}, TriggeredBy: "bench"})
+				if err != nil {
+					b.Error(err)
+					return
 				}
 			}
 		}()
@@ -78,7 +80,7 @@ func BenchmarkNoopThroughput(b *testing.B) {
 		if time.Now().After(deadline) {
 			b.Fatalf("only %d of %d runs completed", n, target)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "runs/s")
@@ -128,12 +130,15 @@ func BenchmarkEnqueueToStart(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
 
-func seedProjectB(b *testing.B, tdb *pgtest.DB) string {
+// seedProjectsB inserts one team with n projects and returns their ids.
+func seedProjectsB(b *testing.B, tdb *pgtest.DB, n int) []string {
 	ctx := context.Background()
-	var teamID, projectID string
-	slug := "b-" + randomSlug()
-	require.NoError(b, tdb.Pool.QueryRow(ctx, `INSERT INTO teams (name, slug) VALUES ($1, $1) RETURNING id`, slug).Scan(&teamID))
-	require.NoError(b, tdb.Pool.QueryRow(ctx, `INSERT INTO projects (team_id, name, slug, color) VALUES ($1, 'P', 'p', '#6366f1') RETURNING id`,
-		teamID).Scan(&projectID))
-	return projectID
+	var teamID string
+	require.NoError(b, tdb.Pool.QueryRow(ctx, `INSERT INTO teams (name, slug) VALUES ('bench', 'bench') RETURNING id`).Scan(&teamID))
+	rows, err := tdb.Pool.Query(ctx, `INSERT INTO projects (team_id, name, slug, color)
+		SELECT $1, 'P' || g, 'p' || g, '#6366f1' FROM generate_series(1, $2) g RETURNING id`, teamID, n)
+	require.NoError(b, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(b, err)
+	return ids
 }

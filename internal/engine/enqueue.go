@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -264,24 +265,44 @@ func (e *Engine) insertRun(ctx context.Context, outer pgx.Tx, t jobtype.Type, re
 		}
 	}
 
+	// The run id is chosen here so the River job can be queued first and the run row
+	// inserted with its River job id in one statement — one round trip and one row
+	// version fewer per run than inserting, queueing and then updating the link. An
+	// overlap conflict still aborts the transaction (or savepoint) and with it the queued
+	// job. River's own insert notification may be suppressed by its per-client limiter, so
+	// the transaction sends River's notification itself: the producers debounce fetches
+	// on their side, and Postgres folds identical notifications of one transaction into
+	// one. The channel and payload are River's own (pinned River version, engine.md §18.1).
+	runID := uuid.NewString()
+	var riverJobID *int64
+	if req.Executor != ExecutorLocal {
+		res, err := e.river.InsertTx(ctx, tx, runArgs{RunID: runID, kind: t.Name}, &river.InsertOpts{Queue: QueueJobs, MaxAttempts: 1})
+		if err != nil {
+			return RunRecord{}, "", fmt.Errorf("queue %s: %w", t.Name, err)
+		}
+		riverJobID = &res.Job.ID
+	}
+
 	// One statement takes the type lock and inserts (a CTE the INSERT selects from runs
-	// first), which saves a round trip on every enqueue.
+	// first), which saves another round trip on every enqueue.
 	var rec RunRecord
 	if req.Executor == ExecutorLocal {
 		rec, err = ScanRun(tx.QueryRow(ctx, `
 			WITH l AS (SELECT `+lockFn+`(hashtextextended('owlmetry.job_type:' || $1, 0)))
-			INSERT INTO job_runs (job_type, status, team_id, project_id, triggered_by, params, notify, executor,
+			INSERT INTO job_runs (id, job_type, status, team_id, project_id, triggered_by, params, notify, executor,
 			                      scheduled_for, started_at, heartbeat_at, owner_node, owner_instance)
-			SELECT $1, 'running', $2, $3, $4, $5, $6, 'local', $7, now(), now(), $8, $9 FROM l
+			SELECT $10, $1, 'running', $2, $3, $4, $5, $6, 'local', $7, now(), now(), $8, $9 FROM l
 			RETURNING `+RunColumns,
-			t.Name, req.TeamID, req.ProjectID, req.TriggeredBy, paramsJSON, req.Notify, req.ScheduledFor, e.nodeID, e.instance))
+			t.Name, req.TeamID, req.ProjectID, req.TriggeredBy, paramsJSON, req.Notify, req.ScheduledFor, e.nodeID, e.instance, runID))
 	} else {
 		rec, err = ScanRun(tx.QueryRow(ctx, `
-			WITH l AS (SELECT `+lockFn+`(hashtextextended('owlmetry.job_type:' || $1, 0)))
-			INSERT INTO job_runs (job_type, team_id, project_id, triggered_by, params, notify, executor, scheduled_for)
-			SELECT $1, $2, $3, $4, $5, $6, 'queue', $7 FROM l
+			WITH l AS (SELECT `+lockFn+`(hashtextextended('owlmetry.job_type:' || $1, 0))),
+			     n AS (SELECT pg_notify(current_schema() || '.river_insert', $10))
+			INSERT INTO job_runs (id, job_type, team_id, project_id, triggered_by, params, notify, executor, scheduled_for, river_job_id)
+			SELECT $9, $1, $2, $3, $4, $5, $6, 'queue', $7, $8 FROM l, n
 			RETURNING `+RunColumns,
-			t.Name, req.TeamID, req.ProjectID, req.TriggeredBy, paramsJSON, req.Notify, req.ScheduledFor))
+			t.Name, req.TeamID, req.ProjectID, req.TriggeredBy, paramsJSON, req.Notify, req.ScheduledFor, riverJobID, runID,
+			riverInsertPayload))
 	}
 	if db.IsUniqueViolation(err, db.ActiveRunIndex) {
 		if rerr := tx.Rollback(ctx); rerr != nil {
@@ -306,25 +327,6 @@ func (e *Engine) insertRun(ctx context.Context, outer pgx.Tx, t jobtype.Type, re
 	}
 	if err != nil {
 		return RunRecord{}, "", err
-	}
-	if req.Executor != ExecutorLocal {
-		res, err := e.river.InsertTx(ctx, tx, runArgs{RunID: rec.ID, kind: t.Name}, &river.InsertOpts{Queue: QueueJobs, MaxAttempts: 1})
-		if err != nil {
-			return RunRecord{}, "", fmt.Errorf("queue %s: %w", t.Name, err)
-		}
-		// River sends at most one insert notification per queue and FetchCooldown from
-		// each client and drops the rest, so a run enqueued right after another waits for
-		// the next poll (FetchPollInterval) before any worker looks (engine.md §18.7 #9).
-		// Sending the same notification ourselves on every enqueue wakes the producers
-		// at once; they debounce fetches on their side, and Postgres folds identical
-		// notifications of one transaction into one. The channel and payload are River's
-		// own (pinned River version, engine.md §18.1).
-		if _, err := tx.Exec(ctx, `WITH u AS (UPDATE job_runs SET river_job_id = $2 WHERE id = $1)
-			SELECT pg_notify(current_schema() || '.river_insert', $3)`, rec.ID, res.Job.ID, riverInsertPayload); err != nil {
-			return RunRecord{}, "", err
-		}
-		id := res.Job.ID
-		rec.RiverJobID = &id
 	}
 	if req.AfterInsert != nil {
 		if err := req.AfterInsert(ctx, tx, rec); err != nil {
