@@ -146,7 +146,7 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		return fmt.Errorf("claim run %s: %w", job.Args.RunID, err)
 	}
 	a.adopt(rec)
-	out := e.execute(ctx, a, job)
+	out := e.execute(ctx, a)
 	switch {
 	case !out.written:
 		return river.JobCancel(errors.New("run finalized elsewhere"))
@@ -197,9 +197,8 @@ type execOutcome struct {
 	stop    StopReason
 }
 
-// execute runs the handler of a claimed run and finalises it (engine.md §6). rj is nil
-// for local runs.
-func (e *Engine) execute(parent context.Context, a *activeRun, rj *river.Job[runArgs]) execOutcome {
+// execute runs the handler of a claimed run and finalises it (engine.md §6).
+func (e *Engine) execute(parent context.Context, a *activeRun) execOutcome {
 	rec, run := a.rec, a.run
 	start := e.now()
 	log := e.runLogger(rec)
@@ -246,7 +245,7 @@ func (e *Engine) execute(parent context.Context, a *activeRun, rj *river.Job[run
 	}
 	fin := decide(res, herr, panicky, reason, maxRun)
 	fin.progress = finalProgress(last, fin.status)
-	out.rec, out.written = e.finalize(parent, a, fin, rj)
+	out.rec, out.written = e.finalize(parent, a, fin)
 	if out.written {
 		e.observeFinished(out.rec, start, log)
 	}
@@ -336,7 +335,7 @@ func truncateError(s string) string {
 // between this commit and the batch, River's rescuer finds the job still running and
 // discards it (MaxAttempts 1); a redelivery could not run it twice, because the claim
 // only takes pending runs.
-func (e *Engine) finalize(parent context.Context, a *activeRun, fin finalState, rj *river.Job[runArgs]) (RunRecord, bool) {
+func (e *Engine) finalize(parent context.Context, a *activeRun, fin finalState) (RunRecord, bool) {
 	resultJSON, err := marshalResult(fin.result)
 	if err != nil {
 		m := truncateError(err.Error())
@@ -352,7 +351,7 @@ func (e *Engine) finalize(parent context.Context, a *activeRun, fin finalState, 
 			return RunRecord{}, false
 		}
 		ctx, cancel := context.WithTimeout(base, 30*time.Second)
-		rec, written, err := e.finalizeTx(ctx, a, fin, resultJSON, progressJSON, rj)
+		rec, written, err := e.finalizeTx(ctx, a, fin, resultJSON, progressJSON)
 		cancel()
 		if err == nil {
 			return rec, written
@@ -366,16 +365,27 @@ func (e *Engine) finalize(parent context.Context, a *activeRun, fin finalState, 
 	}
 }
 
-func (e *Engine) finalizeTx(ctx context.Context, a *activeRun, fin finalState, resultJSON, progressJSON []byte, rj *river.Job[runArgs]) (RunRecord, bool, error) {
+func (e *Engine) finalizeTx(ctx context.Context, a *activeRun, fin finalState, resultJSON, progressJSON []byte) (RunRecord, bool, error) {
+	const update = `
+			UPDATE job_runs
+			   SET status = $3, result = $4, error = $5, progress = $6, completed_at = now()
+			 WHERE id = $1 AND status = 'running' AND owner_instance = $2
+			RETURNING ` + RunColumns
+	args := []any{a.rec.ID, e.instance, string(fin.status), resultJSON, fin.errText, progressJSON}
+	if !e.notifierInterested(a.rec, fin) {
+		// Nobody is told about this run: the guarded update alone is the transition.
+		rec, err := ScanRun(e.pool.QueryRow(ctx, update, args...))
+		if errors.Is(err, pgx.ErrNoRows) {
+			e.log.Warn("run finalized elsewhere", "run_id", a.rec.ID)
+			return rec, false, nil
+		}
+		return rec, err == nil, err
+	}
 	var rec RunRecord
 	written := false
 	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 		var err error
-		rec, err = ScanRun(tx.QueryRow(ctx, `
-			UPDATE job_runs
-			   SET status = $3, result = $4, error = $5, progress = $6, completed_at = now()
-			 WHERE id = $1 AND status = 'running' AND owner_instance = $2
-			RETURNING `+RunColumns, a.rec.ID, e.instance, string(fin.status), resultJSON, fin.errText, progressJSON))
+		rec, err = ScanRun(tx.QueryRow(ctx, update, args...))
 		if errors.Is(err, pgx.ErrNoRows) {
 			e.log.Warn("run finalized elsewhere", "run_id", a.rec.ID)
 			return nil
@@ -390,6 +400,20 @@ func (e *Engine) finalizeTx(ctx context.Context, a *activeRun, fin finalState, r
 		return nil
 	})
 	return rec, written, err
+}
+
+// notifierInterested asks the notifier, when it can say, whether finishing the run
+// this way enqueues anything; a notifier that cannot say always gets its transaction.
+func (e *Engine) notifierInterested(rec RunRecord, fin finalState) bool {
+	if e.cfg.Notifier == nil {
+		return false
+	}
+	in, ok := e.cfg.Notifier.(notify.Interest)
+	if !ok {
+		return true
+	}
+	return in.Interested(notify.FinishedRun{ID: rec.ID, JobType: rec.JobType, Status: string(fin.status), TeamID: rec.TeamID,
+		ProjectID: rec.ProjectID, TriggeredBy: rec.TriggeredBy, Notify: rec.Notify, Result: fin.result, Error: fin.errText})
 }
 
 // notifyFinished hands a terminal run to the notifier inside its transaction (§14.1).

@@ -70,7 +70,7 @@ func (e *Engine) RunLocal(ctx context.Context, req EnqueueRequest, opts LocalOpt
 	done := make(chan execOutcome, 1)
 	go func() {
 		defer e.unregister(a)
-		done <- e.execute(context.Background(), a, nil)
+		done <- e.execute(context.Background(), a)
 	}()
 
 	ctxDone := ctx.Done()

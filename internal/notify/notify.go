@@ -39,3 +39,11 @@ type Notifier interface {
 	RunFinished(ctx context.Context, tx pgx.Tx, ins Inserter, run FinishedRun) error
 	RegisterWorkers(workers *river.Workers)
 }
+
+// Interest is an optional Notifier method. Interested reports whether RunFinished would
+// write anything for a run about to end this way; the engine finishes the runs nobody is
+// told about in one statement instead of a transaction. It must never answer false for a
+// run RunFinished would act on.
+type Interest interface {
+	Interested(run FinishedRun) bool
+}

@@ -123,6 +123,12 @@ func (s *Service) RunFinished(ctx context.Context, tx pgx.Tx, ins Inserter, run 
 	return nil
 }
 
+// Interested reports whether RunFinished would enqueue anything for the run: a system
+// alert or a "notify me" e-mail.
+func (s *Service) Interested(run FinishedRun) bool {
+	return run.Notify || (run.TeamID == nil && len(s.cfg.AlertEmails) > 0 && alertWanted(s.cfg.AlertOn, run))
+}
+
 // alertWanted applies the table of engine.md §14.2.
 func alertWanted(mode AlertMode, run FinishedRun) bool {
 	switch apitype.Status(run.Status) {
