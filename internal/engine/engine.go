@@ -64,7 +64,7 @@ type Engine struct {
 
 	execOnce sync.Once
 	execErr  error
-	badCron  map[string]bool
+	loggedOnce  map[string]bool
 }
 
 // New builds an engine on pool. It starts nothing; call Start (server) or use the CLI
@@ -109,7 +109,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		instance: uuid.NewString(),
 		nodeID:   cfg.NodeID,
 		active:   map[string]*activeRun{},
-		badCron:  map[string]bool{},
+		loggedOnce:  map[string]bool{},
 	}
 	e.broker = newBroker(e)
 

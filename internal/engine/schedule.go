@@ -280,6 +280,12 @@ func (e *Engine) tickType(ctx context.Context, t jobtype.Type, nowOverride *time
 		switch {
 		case t.Name == jobtype.DBPruning && e.cfg.MaxDatabaseSizeGB <= 0:
 			res.Outcome = OutcomeSkippedDisabled
+		case !e.HasHandler(t.Name):
+			// The tick is consumed so it does not pile up; the operator hears of it once.
+			res.Outcome = OutcomeError
+			e.logOnce("nohandler\x00"+t.Name, func() {
+				e.log.Error("scheduled type has no handler in this build; its ticks fire nothing", "job_type", t.Name, "cron", expr)
+			})
 		default:
 			rec, err := e.EnqueueTx(ctx, tx, EnqueueRequest{
 				JobType: t.Name, Entry: jobtype.EntryCron, TriggeredBy: "schedule",
@@ -318,13 +324,19 @@ func (e *Engine) scheduledParams(jobType string) map[string]any {
 
 // logBadCron logs an unparsable expression once per process and expression.
 func (e *Engine) logBadCron(jobType, expr string, err error) {
+	e.logOnce(jobType+"\x00"+expr, func() {
+		e.log.Error("schedule expression does not parse; nothing fires until it is corrected", "job_type", jobType, "cron", expr, "error", err)
+	})
+}
+
+// logOnce runs log the first time this process sees key.
+func (e *Engine) logOnce(key string, log func()) {
 	e.mu.Lock()
-	key := jobType + "\x00" + expr
-	seen := e.badCron[key]
-	e.badCron[key] = true
+	seen := e.loggedOnce[key]
+	e.loggedOnce[key] = true
 	e.mu.Unlock()
 	if !seen {
-		e.log.Error("schedule expression does not parse; nothing fires until it is corrected", "job_type", jobType, "cron", expr, "error", err)
+		log()
 	}
 }
 

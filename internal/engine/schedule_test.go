@@ -258,3 +258,23 @@ func TestNextTickIsUTC(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC), next)
 }
+
+// A type this build cannot run consumes its ticks as errors instead of piling them up.
+func TestTickOfATypeWithoutHandler(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tdb := pgtest.New(t)
+	e := newEngine(t, tdb, map[string]engine.Handler{jobtype.IssueScan: noop()}, func(c *engine.Config) { c.Workers = 0 })
+	base := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	setOverride(t, tdb, jobtype.IssueNotify, "@hourly", base)
+	r, err := e.TickAt(ctx, base.Add(61*time.Minute))
+	require.NoError(t, err)
+	require.Len(t, r, 1)
+	require.Equal(t, engine.OutcomeError, r[0].Outcome)
+	row := scheduleRow(t, tdb, jobtype.IssueNotify)
+	require.Equal(t, engine.OutcomeError, *row.LastOutcome)
+	require.Equal(t, base.Add(time.Hour), row.LastTickAt, "the tick is consumed")
+	var runs int
+	require.NoError(t, tdb.Pool.QueryRow(ctx, `SELECT count(*) FROM job_runs`).Scan(&runs))
+	require.Zero(t, runs)
+}
