@@ -62,9 +62,9 @@ type Engine struct {
 	ctrlConn *pgx.Conn // control session: node lock and LISTEN (§11.7)
 	nodeLock bool
 
-	execOnce sync.Once
-	execErr  error
-	loggedOnce  map[string]bool
+	execOnce   sync.Once
+	execErr    error
+	loggedOnce map[string]bool
 }
 
 // New builds an engine on pool. It starts nothing; call Start (server) or use the CLI
@@ -101,15 +101,15 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:      cfg,
-		pool:     pool,
-		log:      cfg.Logger,
-		metrics:  cfg.Metrics,
-		now:      cfg.Now,
-		instance: uuid.NewString(),
-		nodeID:   cfg.NodeID,
-		active:   map[string]*activeRun{},
-		loggedOnce:  map[string]bool{},
+		cfg:        cfg,
+		pool:       pool,
+		log:        cfg.Logger,
+		metrics:    cfg.Metrics,
+		now:        cfg.Now,
+		instance:   uuid.NewString(),
+		nodeID:     cfg.NodeID,
+		active:     map[string]*activeRun{},
+		loggedOnce: map[string]bool{},
 	}
 	e.broker = newBroker(e)
 
