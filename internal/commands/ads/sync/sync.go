@@ -13,7 +13,7 @@ import (
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	"github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
 	"github.com/owlmetry/owlmetry/internal/tui"
 )
@@ -33,7 +33,7 @@ var slots = []struct {
 
 // SyncOptions holds what `owlmetry ads sync` needs.
 type SyncOptions struct {
-	shared.SyncOptions
+	runs.SyncOptions
 	Settings func() *cmdutil.Settings
 	Project  cmdutil.ProjectFlag
 }
@@ -41,7 +41,7 @@ type SyncOptions struct {
 // NewCmdSync builds `owlmetry ads sync`.
 func NewCmdSync(f *cmdutil.Factory, runFunc func(context.Context, *SyncOptions) error) *cobra.Command {
 	opts := &SyncOptions{
-		SyncOptions: shared.SyncOptions{IO: f.IOStreams, APIClient: f.APIClient, Printer: f.Printer, Follow: f.FollowAPI, NowFunc: f.NowFunc},
+		SyncOptions: runs.SyncOptions{IO: f.IOStreams, APIClient: f.APIClient, Printer: f.Printer, Follow: f.FollowAPI, NowFunc: f.NowFunc},
 		Settings:    f.Settings,
 	}
 	cmd := &cobra.Command{
@@ -124,7 +124,7 @@ func syncRun(ctx context.Context, opts *SyncOptions) error {
 			return err
 		}
 	case client.IsNotFound(err):
-		return cmdutil.WithHint(err, shared.NotFoundHint)
+		return cmdutil.WithHint(err, runs.NotFoundHint)
 	default:
 		return err
 	}
@@ -138,7 +138,7 @@ func syncRun(ctx context.Context, opts *SyncOptions) error {
 	if len(order) == 0 {
 		cmdutil.Notef(opts.IO, p.Format, "Nothing to sync: %s", nothingReason)
 		if opts.Wait.Enabled {
-			if doc, err = shared.WithKey(doc, "job_runs", []apitype.JobRun{}); err != nil {
+			if doc, err = runs.WithKey(doc, "job_runs", []apitype.JobRun{}); err != nil {
 				return err
 			}
 		}
@@ -148,17 +148,17 @@ func syncRun(ctx context.Context, opts *SyncOptions) error {
 		if err := p.Print(doc, started(project, ids)); err != nil {
 			return err
 		}
-		cmdutil.Hintf(opts.IO, p.Format, "%s", shared.FollowHint(order...))
+		cmdutil.Hintf(opts.IO, p.Format, "%s", runs.FollowHint(order...))
 		return nil
 	}
 	fr, err := opts.Follow(ctx, order, opts.Wait)
 	if err != nil {
 		return err
 	}
-	if doc, err = shared.WithKey(doc, "job_runs", fr.Runs); err != nil {
+	if doc, err = runs.WithKey(doc, "job_runs", fr.Runs); err != nil {
 		return err
 	}
-	if err := p.Print(doc, shared.RunDetails(fr.Runs...)); err != nil {
+	if err := p.Print(doc, runs.RunDetails(fr.Runs...)); err != nil {
 		return err
 	}
 	return fr.Err()
@@ -175,7 +175,7 @@ func attachAll(ctx context.Context, opts *SyncOptions, c *client.Client, format 
 		return conflict // nothing to attach to: exit 5 as without --attach
 	}
 	for _, id := range named {
-		run, err := shared.Attach(ctx, c, opts.IO, format, opts.NowFunc(), id)
+		run, err := runs.Attach(ctx, c, opts.IO, format, opts.NowFunc(), id)
 		if err != nil {
 			return err
 		}
@@ -185,7 +185,7 @@ func attachAll(ctx context.Context, opts *SyncOptions, c *client.Client, format 
 		if _, ok := ids[s.jobType]; ok {
 			continue
 		}
-		provider, _ := shared.ProviderOf(s.jobType)
+		provider, _ := runs.ProviderOf(s.jobType)
 		resp, err := c.IntegrationSync(ctx, opts.ProjectID, s.provider)
 		var again *apitype.ConflictError
 		switch {
@@ -194,7 +194,7 @@ func attachAll(ctx context.Context, opts *SyncOptions, c *client.Client, format 
 		case err == nil:
 			cmdutil.Notef(opts.IO, format, "%s: nothing to sync: %s", s.jobType, provider.NothingReason)
 		case errors.As(err, &again) && again.ExistingRunID != "":
-			run, err := shared.Attach(ctx, c, opts.IO, format, opts.NowFunc(), again.ExistingRunID)
+			run, err := runs.Attach(ctx, c, opts.IO, format, opts.NowFunc(), again.ExistingRunID)
 			if err != nil {
 				return err
 			}

@@ -12,17 +12,17 @@ import (
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	"github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/tui"
 )
 
 // SyncOptions holds what `owlmetry integrations sync` needs.
 type SyncOptions struct {
-	shared.SyncOptions
+	runs.SyncOptions
 	Settings func() *cmdutil.Settings
 	Project  cmdutil.ProjectFlag
 
-	Provider shared.Provider
+	Provider runs.Provider
 	// User is --user: sync this one user synchronously instead of starting a run.
 	User string
 }
@@ -30,7 +30,7 @@ type SyncOptions struct {
 // NewCmdSync builds `owlmetry integrations sync`.
 func NewCmdSync(f *cmdutil.Factory, runFunc func(context.Context, *SyncOptions) error) *cobra.Command {
 	opts := &SyncOptions{
-		SyncOptions: shared.SyncOptions{IO: f.IOStreams, APIClient: f.APIClient, Printer: f.Printer, Follow: f.FollowAPI, NowFunc: f.NowFunc},
+		SyncOptions: runs.SyncOptions{IO: f.IOStreams, APIClient: f.APIClient, Printer: f.Printer, Follow: f.FollowAPI, NowFunc: f.NowFunc},
 		Settings:    f.Settings,
 	}
 	cmd := &cobra.Command{
@@ -50,7 +50,7 @@ default_project.`,
   # In CI, joining a sync that is already running
   owlmetry integrations sync revenuecat --attach --wait --timeout 1h --format json | jq -r '.job_runs[0].status'`,
 		Args:      cmdutil.ExactArgs(1, "a provider (revenuecat, apple-search-ads or app-store-connect)"),
-		ValidArgs: shared.ProviderIDs(),
+		ValidArgs: runs.ProviderIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.parse(cmd, args[0]); err != nil {
 				return err
@@ -74,7 +74,7 @@ default_project.`,
 }
 
 func (o *SyncOptions) parse(cmd *cobra.Command, arg string) error {
-	p, err := shared.ParseProvider(arg)
+	p, err := runs.ParseProvider(arg)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func syncRun(ctx context.Context, opts *SyncOptions) error {
 		return userSyncRun(ctx, opts)
 	}
 	provider := opts.Provider
-	return shared.RunSync(ctx, &opts.SyncOptions, shared.SyncSpec{
+	return runs.RunSync(ctx, &opts.SyncOptions, runs.SyncSpec{
 		JobType:       provider.JobType,
 		Unit:          provider.Unit,
 		NothingReason: provider.NothingReason,
@@ -132,7 +132,7 @@ func userSyncRun(ctx context.Context, opts *SyncOptions) error {
 	res, err := c.IntegrationUserSync(ctx, client.IntegrationUserSyncParams{ProjectID: opts.ProjectID, Provider: opts.Provider.ID, UserID: opts.User})
 	if err != nil {
 		if client.IsNotFound(err) {
-			return cmdutil.WithHint(err, shared.NotFoundHint)
+			return cmdutil.WithHint(err, runs.NotFoundHint)
 		}
 		return err
 	}

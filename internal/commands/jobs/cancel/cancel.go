@@ -10,7 +10,7 @@ import (
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	"github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/follow"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 )
@@ -43,7 +43,7 @@ it ended.`,
   # Wait until it has stopped, for example before a deploy
   owlmetry jobs cancel 3f2a9c1e-5b7d-4c1a-9e2f-0a1b2c3d4e5f --wait --timeout 2m`,
 		Args:              cmdutil.ExactArgs(1, "a run id"),
-		ValidArgsFunction: shared.CompleteRunIDs(f, true),
+		ValidArgsFunction: runs.CompleteRunIDs(f, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := cmdutil.ParseUUID("run id", args[0])
 			if err != nil {
@@ -79,7 +79,7 @@ func cancelRun(ctx context.Context, opts *CancelOptions) error {
 	res, err := c.JobRunCancel(ctx, opts.RunID)
 	if err != nil {
 		if client.IsNotFound(err) {
-			return cmdutil.WithHint(cmdutil.Reword(err, "no job run "+opts.RunID), shared.SystemRunHint(opts.RunID))
+			return cmdutil.WithHint(cmdutil.Reword(err, "no job run "+opts.RunID), runs.SystemRunHint(opts.RunID))
 		}
 		return err
 	}
@@ -88,7 +88,7 @@ func cancelRun(ctx context.Context, opts *CancelOptions) error {
 			return err
 		}
 		if res.Status != apitype.StatusCancelled {
-			cmdutil.Hintf(opts.IO, p.Format, "the run stops at its next checkpoint; %s", shared.FollowHint(opts.RunID))
+			cmdutil.Hintf(opts.IO, p.Format, "the run stops at its next checkpoint; %s", runs.FollowHint(opts.RunID))
 		}
 		return nil
 	}
@@ -98,11 +98,11 @@ func cancelRun(ctx context.Context, opts *CancelOptions) error {
 	if err != nil {
 		return err
 	}
-	doc, err := shared.WithKey(res.Raw, "job_run", fr.Runs[0])
+	doc, err := runs.WithKey(res.Raw, "job_run", fr.Runs[0])
 	if err != nil {
 		return err
 	}
-	if err := p.Print(doc, shared.RunDetails(fr.Runs...)); err != nil {
+	if err := p.Print(doc, runs.RunDetails(fr.Runs...)); err != nil {
 		return err
 	}
 	return fr.Err() // nil, or an *OutcomeError for a timeout or an interrupt

@@ -12,7 +12,7 @@ import (
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	"github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 )
 
@@ -74,8 +74,8 @@ key belongs to.`,
 	fl.IntVar(&opts.Limit, "limit", 0, "runs per page, 1-200 (server default 50)")
 	fl.StringVar(&opts.Cursor, "cursor", "", "continue after the page that returned this cursor")
 	fl.BoolVar(&opts.All, "all", false, "follow the cursor until every matching run is listed")
-	_ = cmd.RegisterFlagCompletionFunc("type", shared.CompleteJobTypes(false))
-	_ = cmd.RegisterFlagCompletionFunc("status", shared.CompleteStatuses)
+	_ = cmd.RegisterFlagCompletionFunc("type", runs.CompleteJobTypes(false))
+	_ = cmd.RegisterFlagCompletionFunc("status", runs.CompleteStatuses)
 	return cmd
 }
 
@@ -88,7 +88,7 @@ func (o *ListOptions) validate(cmd *cobra.Command) error {
 		}
 	}
 	if fl.Changed("type") {
-		if o.JobType, err = shared.ParseJobTypeName("--type", o.JobType); err != nil {
+		if o.JobType, err = runs.ParseJobTypeName("--type", o.JobType); err != nil {
 			return err
 		}
 	}
@@ -146,24 +146,24 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 		return err
 	}
 	var doc any = page
-	runs := page.JobRuns
+	found := page.JobRuns
 	if opts.All {
 		for page.HasMore && page.Cursor != nil && *page.Cursor != "" {
 			params.Cursor = *page.Cursor
 			if page, err = c.JobRunList(ctx, params); err != nil {
 				return err
 			}
-			runs = append(runs, page.JobRuns...)
+			found = append(found, page.JobRuns...)
 		}
-		if runs == nil {
-			runs = []apitype.JobRun{}
+		if found == nil {
+			found = []apitype.JobRun{}
 		}
-		doc = map[string]any{"job_runs": runs, "cursor": json.RawMessage("null"), "has_more": false}
+		doc = map[string]any{"job_runs": found, "cursor": json.RawMessage("null"), "has_more": false}
 	}
-	if err := p.Print(doc, shared.RunList(runs)); err != nil {
+	if err := p.Print(doc, runs.RunList(found)); err != nil {
 		return err
 	}
-	if len(runs) == 0 {
+	if len(found) == 0 {
 		cmdutil.Notef(opts.IO, p.Format, "No job runs found.")
 	}
 	if !opts.All && page.HasMore && page.Cursor != nil && *page.Cursor != "" {

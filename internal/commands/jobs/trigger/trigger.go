@@ -13,7 +13,7 @@ import (
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	"github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
 )
@@ -68,7 +68,7 @@ the run to its end and its exit code says how it ended.`,
   # In CI: start or join the running sync, wait, keep the final run
   owlmetry jobs trigger apple_ads_sync --attach --wait --timeout 30m --format json > run.json`,
 		Args:              cmdutil.ExactArgs(1, "a job type"),
-		ValidArgsFunction: shared.CompleteJobTypes(true),
+		ValidArgsFunction: runs.CompleteJobTypes(true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.parse(cmd, args[0]); err != nil {
 				return err
@@ -94,7 +94,7 @@ the run to its end and its exit code says how it ended.`,
 }
 
 func (o *TriggerOptions) parse(cmd *cobra.Command, typeArg string) error {
-	name, err := shared.ParseJobTypeName("job type", typeArg)
+	name, err := runs.ParseJobTypeName("job type", typeArg)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func triggerRun(ctx context.Context, opts *TriggerOptions) error {
 	switch {
 	case err == nil:
 	case errors.As(err, &conflict) && opts.Attach && conflict.ExistingRunID != "":
-		if run, err = shared.Attach(ctx, c, opts.IO, p.Format, opts.NowFunc(), conflict.ExistingRunID); err != nil {
+		if run, err = runs.Attach(ctx, c, opts.IO, p.Format, opts.NowFunc(), conflict.ExistingRunID); err != nil {
 			return err
 		}
 	case client.StatusOf(err) == 404 && req.ProjectID != "":
@@ -183,17 +183,17 @@ func triggerRun(ctx context.Context, opts *TriggerOptions) error {
 	}
 
 	if !opts.Wait.Enabled {
-		if err := p.Print(run, shared.Started(run)); err != nil {
+		if err := p.Print(run, runs.Started(run)); err != nil {
 			return err
 		}
-		cmdutil.Hintf(opts.IO, p.Format, "%s", shared.FollowHint(run.ID))
+		cmdutil.Hintf(opts.IO, p.Format, "%s", runs.FollowHint(run.ID))
 		return nil
 	}
 	fr, err := opts.Follow(ctx, []string{run.ID}, opts.Wait)
 	if err != nil {
 		return err
 	}
-	if err := p.Print(fr.Runs[0], shared.RunDetails(fr.Runs...)); err != nil {
+	if err := p.Print(fr.Runs[0], runs.RunDetails(fr.Runs...)); err != nil {
 		return err
 	}
 	return fr.Err()

@@ -8,7 +8,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	"github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 )
 
@@ -36,7 +36,7 @@ to server owners only, through owlmetry system jobs view.`,
   # Its status, for a script
   owlmetry jobs view 3f2a9c1e-5b7d-4c1a-9e2f-0a1b2c3d4e5f --format json | jq -r .status`,
 		Args:              cmdutil.ExactArgs(1, "a run id"),
-		ValidArgsFunction: shared.CompleteRunIDs(f, false),
+		ValidArgsFunction: runs.CompleteRunIDs(f, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := cmdutil.ParseUUID("run id", args[0])
 			if err != nil {
@@ -64,9 +64,9 @@ func viewRun(ctx context.Context, opts *ViewOptions) error {
 	run, err := c.JobRunGet(ctx, opts.RunID)
 	if err != nil {
 		if client.IsNotFound(err) {
-			return cmdutil.WithHint(cmdutil.Reword(err, "no job run "+opts.RunID), shared.SystemRunHint(opts.RunID))
+			return cmdutil.WithHint(cmdutil.Reword(err, "no job run "+opts.RunID), runs.SystemRunHint(opts.RunID))
 		}
 		return err
 	}
-	return p.Print(run, shared.RunDetails(run))
+	return p.Print(run, runs.RunDetails(run))
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	"github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 )
 
@@ -44,7 +44,7 @@ failed, was cancelled or aborted, 8 when --timeout passed first, 130 on Ctrl-C
 
   # The final state of two runs, for a script
   owlmetry jobs wait 3f2a9c1e-5b7d-4c1a-9e2f-0a1b2c3d4e5f 77ab01cd-0000-4000-8000-000000000002 --format json | jq -r '.job_runs[].status'`,
-		ValidArgsFunction: shared.CompleteRunIDs(f, true),
+		ValidArgsFunction: runs.CompleteRunIDs(f, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return cmdutil.FlagErrorf("missing a run id")
@@ -90,12 +90,12 @@ func waitRun(ctx context.Context, opts *WaitOptions) error {
 	if err != nil {
 		return err
 	}
-	runs := fr.Runs
-	if runs == nil {
-		runs = []apitype.JobRun{}
+	followed := fr.Runs
+	if followed == nil {
+		followed = []apitype.JobRun{}
 	}
-	doc := map[string]any{"job_runs": runs}
-	if err := p.Print(doc, shared.RunDetails(runs...)); err != nil {
+	doc := map[string]any{"job_runs": followed}
+	if err := p.Print(doc, runs.RunDetails(followed...)); err != nil {
 		return err
 	}
 	return fr.Err()

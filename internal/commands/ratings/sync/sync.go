@@ -9,19 +9,19 @@ import (
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/client"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	"github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/jobtype"
 )
 
 // SyncOptions holds what `owlmetry ratings sync` needs.
 type SyncOptions struct {
-	shared.SyncOptions
+	runs.SyncOptions
 	Settings func() *cmdutil.Settings
 	Project  cmdutil.ProjectFlag
 }
 
 // Spec is the ratings sync route (cli.md §8.3).
-var Spec = shared.SyncSpec{
+var Spec = runs.SyncSpec{
 	JobType:       jobtype.AppStoreRatingsSync,
 	Unit:          "app(s)",
 	NothingReason: "the project has no Apple apps with a bundle id",
@@ -33,7 +33,7 @@ var Spec = shared.SyncSpec{
 // NewCmdSync builds `owlmetry ratings sync`.
 func NewCmdSync(f *cmdutil.Factory, runFunc func(context.Context, *SyncOptions) error) *cobra.Command {
 	opts := &SyncOptions{
-		SyncOptions: shared.SyncOptions{IO: f.IOStreams, APIClient: f.APIClient, Printer: f.Printer, Follow: f.FollowAPI, NowFunc: f.NowFunc},
+		SyncOptions: runs.SyncOptions{IO: f.IOStreams, APIClient: f.APIClient, Printer: f.Printer, Follow: f.FollowAPI, NowFunc: f.NowFunc},
 		Settings:    f.Settings,
 	}
 	cmd := &cobra.Command{
@@ -78,5 +78,5 @@ func syncRun(ctx context.Context, opts *SyncOptions) error {
 		return err
 	}
 	opts.ProjectID = project
-	return shared.RunSync(ctx, &opts.SyncOptions, Spec)
+	return runs.RunSync(ctx, &opts.SyncOptions, Spec)
 }

@@ -8,18 +8,18 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	jobshared "github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/localjobs"
 	"github.com/owlmetry/owlmetry/internal/tui"
 )
 
 // RunList renders `system jobs list` (cli.md §10.2) and the runs `system jobs recover`
 // reports.
-func RunList(runs []localjobs.Run) cmdutil.Renderer {
+func RunList(list []localjobs.Run) cmdutil.Renderer {
 	return func(rc cmdutil.RenderContext) string {
 		if !rc.TTY {
 			t := tui.Table{Columns: make([]tui.Column, 11)}
-			for _, r := range runs {
+			for _, r := range list {
 				j := r.JobRun()
 				t.AddRow(r.ID, r.JobType, string(r.Status), deref(r.TeamID), deref(r.ProjectID), r.TriggeredBy,
 					tui.RawTime(&j.CreatedAt), tui.RawTime(j.StartedAt), tui.RawTime(j.CompletedAt), deref(r.OwnerNode), deref(r.Error))
@@ -31,7 +31,7 @@ func RunList(runs []localjobs.Run) cmdutil.Renderer {
 			{Header: "scope", NoTruncate: true}, {Header: "project", NoTruncate: true}, {Header: "trigger"},
 			{Header: "node"}, {Header: "created"}, {Header: "duration"}, {Header: "error"},
 		}}
-		for _, r := range runs {
+		for _, r := range list {
 			j := r.JobRun()
 			scope := "system"
 			if r.TeamID != nil {
@@ -49,8 +49,8 @@ func RunList(runs []localjobs.Run) cmdutil.Renderer {
 			if r.Error != nil && *r.Error != "" {
 				errText, _, _ = strings.Cut(*r.Error, "\n")
 			}
-			t.AddRow(tui.ShortID(r.ID), r.JobType, jobshared.StatusCell(rc.CS, j), scope, project, tui.TriggeredBy(r.TriggeredBy),
-				node, rc.CS.Dim(tui.RelativeTime(j.CreatedAt.Time, rc.Now)), jobshared.DurationCell(j, rc.Now, true), errText)
+			t.AddRow(tui.ShortID(r.ID), r.JobType, runs.StatusCell(rc.CS, j), scope, project, tui.TriggeredBy(r.TriggeredBy),
+				node, rc.CS.Dim(tui.RelativeTime(j.CreatedAt.Time, rc.Now)), runs.DurationCell(j, rc.Now, true), errText)
 		}
 		return t.Render(true, rc.Width, rc.CS)
 	}
@@ -63,7 +63,7 @@ func RunViews(details ...localjobs.Detail) cmdutil.Renderer {
 	return func(rc cmdutil.RenderContext) string {
 		parts := make([]string, 0, len(details))
 		for _, d := range details {
-			base := jobshared.RunDetails(d.Run.JobRun())(rc)
+			base := runs.RunDetails(d.Run.JobRun())(rc)
 			if rc.TTY {
 				parts = append(parts, base+engineBlockTTY(d, rc))
 			} else {
@@ -147,10 +147,10 @@ func engineLinesPiped(d localjobs.Detail) string {
 // Started renders a run `system jobs run` queued (cli.md §7.3): a sentence on a
 // terminal, `<run id><TAB><job_type>` piped.
 func Started(r localjobs.Run) cmdutil.Renderer {
-	return jobshared.Started(r.JobRun())
+	return runs.Started(r.JobRun())
 }
 
 // AttachedNote is the note printed when --attach adopts an existing run (cli.md §6.13).
 func AttachedNote(r localjobs.Run, now time.Time) string {
-	return jobshared.AttachedNote(r.JobRun(), now)
+	return runs.AttachedNote(r.JobRun(), now)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	jobshared "github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/commands/system/shared"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/localjobs"
@@ -81,8 +81,8 @@ owlmetry system jobs recover) will fail.
 	fl.StringVar(&opts.Filter.Cursor, "cursor", "", "continue after a previous page")
 	fl.BoolVar(&opts.All, "all", false, "follow the cursor to the last page; --limit is the page size")
 	_ = cmd.RegisterFlagCompletionFunc("scope", cobra.FixedCompletions([]string{"system", "team", "all"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("type", jobshared.CompleteJobTypes(false))
-	_ = cmd.RegisterFlagCompletionFunc("status", jobshared.CompleteStatuses)
+	_ = cmd.RegisterFlagCompletionFunc("type", runs.CompleteJobTypes(false))
+	_ = cmd.RegisterFlagCompletionFunc("status", runs.CompleteStatuses)
 	shared.AddDatabaseFlags(cmd, &opts.Database)
 	return cmd
 }
@@ -114,7 +114,7 @@ func (o *ListOptions) parse(cmd *cobra.Command) error {
 	}
 	o.Filter.Scope = scope
 	for _, t := range o.Filter.Types {
-		if _, err := jobshared.ParseJobTypeName("--type", t); err != nil {
+		if _, err := runs.ParseJobTypeName("--type", t); err != nil {
 			return err
 		}
 	}

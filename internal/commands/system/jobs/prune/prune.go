@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	jobshared "github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/commands/system/shared"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/localjobs"
@@ -73,7 +73,7 @@ one, or with --format json, it needs --yes. --dry-run only counts.
 			}
 			opts.OlderThan = d
 			for _, t := range opts.Types {
-				if _, err := jobshared.ParseJobTypeName("--type", t); err != nil {
+				if _, err := runs.ParseJobTypeName("--type", t); err != nil {
 					return err
 				}
 			}
@@ -99,7 +99,7 @@ one, or with --format json, it needs --yes. --dry-run only counts.
 	fl.IntVar(&opts.BatchSize, "batch-size", 1000, "rows per transaction, 1-10000")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "count only")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "delete without asking")
-	_ = cmd.RegisterFlagCompletionFunc("type", jobshared.CompleteJobTypes(false))
+	_ = cmd.RegisterFlagCompletionFunc("type", runs.CompleteJobTypes(false))
 	shared.AddDatabaseFlags(cmd, &opts.Database)
 	return cmd
 }

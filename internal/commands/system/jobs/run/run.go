@@ -11,7 +11,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	jobshared "github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/commands/system/shared"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/localjobs"
@@ -79,7 +79,7 @@ environment variables as owlmetry server.
   # In a script: start or join the running prune, wait, keep the final run
   owlmetry system jobs run db_pruning --param max_size_bytes=53687091200 --attach --wait --format json > run.json`,
 		Args:              cmdutil.ExactArgs(1, "a job type"),
-		ValidArgsFunction: jobshared.CompleteJobTypes(false),
+		ValidArgsFunction: runs.CompleteJobTypes(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.parse(cmd, args[0]); err != nil {
 				return err

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	jobshared "github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/commands/system/shared"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/localjobs"
@@ -43,7 +43,7 @@ minute tick.
   # The same, in a script
   owlmetry system jobs schedules disable issue_scan --format json | jq -r ".schedules[0].source"`,
 		Args:              cmdutil.ExactArgs(1, "a job type"),
-		ValidArgsFunction: jobshared.CompleteJobTypes(false),
+		ValidArgsFunction: runs.CompleteJobTypes(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := shared.ParseScheduleType(args[0])
 			if err != nil {

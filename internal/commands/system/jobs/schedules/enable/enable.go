@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	jobshared "github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/commands/system/shared"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/localjobs"
@@ -44,7 +44,7 @@ now, so nothing fires for a tick in the past.
   # The new next tick, for a script
   owlmetry system jobs schedules enable issue_scan --format json | jq -r ".schedules[0].next_run_at"`,
 		Args:              cmdutil.ExactArgs(1, "a job type"),
-		ValidArgsFunction: jobshared.CompleteJobTypes(false),
+		ValidArgsFunction: runs.CompleteJobTypes(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := shared.ParseScheduleType(args[0])
 			if err != nil {

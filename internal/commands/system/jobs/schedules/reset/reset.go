@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	jobshared "github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/commands/system/shared"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/localjobs"
@@ -43,7 +43,7 @@ apply the change from their next minute tick.
 
   # Undo every change, in a script
   owlmetry system jobs schedules reset --all --format json | jq -r ".schedules[].source"`,
-		ValidArgsFunction: jobshared.CompleteJobTypes(false),
+		ValidArgsFunction: runs.CompleteJobTypes(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case opts.All && len(args) > 0:

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
-	jobshared "github.com/owlmetry/owlmetry/internal/commands/jobs/shared"
+	"github.com/owlmetry/owlmetry/internal/commands/runs"
 	"github.com/owlmetry/owlmetry/internal/commands/system/shared"
 	"github.com/owlmetry/owlmetry/internal/iostreams"
 	"github.com/owlmetry/owlmetry/internal/localjobs"
@@ -47,7 +47,7 @@ now: a new schedule never fires for a tick in the past.
   # Issue scans every 20 minutes, and when the next one is
   owlmetry system jobs schedules set issue_scan "*/20 * * * *" --format json | jq -r ".schedules[0].next_run_at"`,
 		Args:              cmdutil.ExactArgs(2, "a job type and a cron expression"),
-		ValidArgsFunction: jobshared.CompleteJobTypes(false),
+		ValidArgsFunction: runs.CompleteJobTypes(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := shared.ParseScheduleType(args[0])
 			if err != nil {

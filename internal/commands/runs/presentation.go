@@ -1,7 +1,7 @@
-// Package shared holds what the job commands and the sync commands that start runs
+// Package runs holds what the job commands and the sync commands that start runs
 // have in common: the renderers of runs (lists, detail views, "started" lines) and the
 // attach and wait steps that follow a start.
-package shared
+package runs
 
 import (
 	"encoding/json"
