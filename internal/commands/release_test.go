@@ -1,8 +1,11 @@
 package commands_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,4 +44,27 @@ func TestManPages(t *testing.T) {
 	}
 	res = run(t, nil, "man")
 	require.Equal(t, cmdutil.ExitUsage, res.ExitCode)
+}
+
+// The README's configuration and exit-code tables cover every variable the binary's help
+// names and every exit code, so they cannot drift apart.
+func TestReadmeCoversHelp(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	doc := string(readme)
+	var help strings.Builder
+	for _, args := range [][]string{{"server", "--help"}, {"help", "environment"}} {
+		res := run(t, nil, args...)
+		require.Equal(t, cmdutil.ExitOK, res.ExitCode)
+		help.WriteString(res.Stdout.String())
+	}
+	names := regexp.MustCompile(`\b[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9](?:_<[A-Z_]+>)?|\bCLICOLOR\b|\bTERM\b|\bCOLUMNS\b|\bTZ\b`).FindAllString(help.String(), -1)
+	require.NotEmpty(t, names)
+	for _, name := range names {
+		require.True(t, strings.Contains(doc, "`"+name+"`"), "README's configuration tables lack %s", name)
+	}
+	for _, e := range cmdutil.ExitCodes {
+		require.True(t, strings.Contains(doc, fmt.Sprintf("| %d | %s |", e.Code, e.Name)), "README's exit codes lack %d", e.Code)
+	}
 }

@@ -106,6 +106,8 @@ Flags win over their variables. Further variables:
   SMTP_URL or SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS,
   SMTP_TIMEOUT, EMAIL_FROM, WEB_APP_URL, SYSTEM_JOBS_ALERT_EMAIL,
   SYSTEM_JOBS_ALERT_ON        e-mail (without an SMTP host e-mails go to the log)
+  OWLMETRY_ITUNES_API_URL, OWLMETRY_ITUNES_MIN_INTERVAL, OWLMETRY_ITUNES_CONCURRENCY
+                              iTunes Lookup base URL and pacing (upstreams.md §1.3)
 
 The database is --database-url, else OWLMETRY_DATABASE_URL, else DATABASE_URL,
 else the libpq variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,
