@@ -16,6 +16,7 @@ import (
 
 	"github.com/owlmetry/owlmetry/internal/apitype"
 	"github.com/owlmetry/owlmetry/internal/cmdutil"
+	"github.com/owlmetry/owlmetry/internal/owltest"
 )
 
 // devDataDir is a data dir the postgres user can reach when the tests run as root.
@@ -41,8 +42,8 @@ func TestDevStackEndToEnd(t *testing.T) {
 	env := map[string]string{"HOME": home, "PATH": os.Getenv("PATH")}
 
 	dev := owlmetryProcess(t, []string{"HOME=" + home}, "dev", "--data-dir", dataDir, "--port", "0")
-	var stderr strings.Builder
-	dev.Stderr = &stderr
+	stderr := &owltest.SyncBuffer{}
+	dev.Stderr = stderr
 	require.NoError(t, dev.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- dev.Wait() }()
