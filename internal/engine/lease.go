@@ -27,14 +27,21 @@ const reapBatch = 100
 func isRiverNotFound(err error) bool { return errors.Is(err, rivertype.ErrNotFound) }
 
 // failRunsTx fails (T8) up to reapBatch running runs matching where, with their
-// notifications and River cancellations, in tx.
+// notifications and River cancellations, in tx. Reapers skip rows another transaction
+// holds (concurrent reapers share the work); the targeted failures — an operator's
+// interrupt, a shutdown sweep, same-node recovery — wait for them instead, since a
+// progress write holding the row for a moment must not make them miss it.
 func (e *Engine) failRunsTx(ctx context.Context, tx pgx.Tx, where string, args []any, message, reason string) ([]RunRecord, error) {
+	lock := "FOR UPDATE"
+	if reason == ReasonLeaseExpired || reason == ReasonOperator {
+		lock = "FOR UPDATE SKIP LOCKED"
+	}
 	args = append(args, message)
 	msgArg := len(args)
 	rows, err := tx.Query(ctx, `
 		UPDATE job_runs SET status = 'failed', error = $`+itoa(msgArg)+`, completed_at = now()
 		 WHERE id IN (SELECT id FROM job_runs WHERE status = 'running' AND (`+where+`)
-		               ORDER BY heartbeat_at LIMIT `+itoa(reapBatch)+` FOR UPDATE SKIP LOCKED)
+		               ORDER BY heartbeat_at LIMIT `+itoa(reapBatch)+` `+lock+`)
 		RETURNING `+RunColumns, args...)
 	if err != nil {
 		return nil, err
