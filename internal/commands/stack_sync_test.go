@@ -305,3 +305,33 @@ func TestLoginWhoamiAndProfileDefaults(t *testing.T) {
 	require.Equal(t, cmdutil.ExitAuth, res.ExitCode)
 	require.Contains(t, res.Stderr.String(), "error: not logged in\nhint: owlmetry auth login, or set OWLMETRY_API_KEY\n")
 }
+
+func TestIntegrationsList(t *testing.T) {
+	t.Parallel()
+	stack := owltest.StartStack(t)
+	project := stack.SeedProject(t)
+	env := stack.Env().With("OWLMETRY_PROJECT_ID", project.ID)
+
+	res := owltest.Run(t, env, "integrations", "list", "--format", "json")
+	require.Equal(t, cmdutil.ExitOK, res.ExitCode, res.Stderr.String())
+	require.JSONEq(t, "[]", res.Stdout.String(), "the bare array, empty")
+
+	stack.SeedIntegration(t, project, "revenuecat", false)
+	res = owltest.Run(t, env, "integrations", "list", "--format", "json")
+	require.Equal(t, cmdutil.ExitOK, res.ExitCode, res.Stderr.String())
+	var list []apitype.Integration
+	oneJSON(t, res, &list)
+	require.Len(t, list, 1)
+	require.Equal(t, "revenuecat", list[0].Provider)
+	require.Equal(t, []string{"api_key"}, list[0].MissingFields)
+
+	res = owltest.Run(t, env, "integrations", "list")
+	require.Equal(t, cmdutil.ExitOK, res.ExitCode, res.Stderr.String())
+	require.Contains(t, res.Stdout.String(), "revenuecat")
+
+	// Another team's project is not found.
+	other := stack.SeedProject(t, owltest.InTeam(stack.SeedTeam(t)))
+	res = owltest.Run(t, stack.Env(), "integrations", "list", "--project-id", other.ID)
+	require.Equal(t, cmdutil.ExitFailure, res.ExitCode)
+	require.Contains(t, res.Stderr.String(), "Project not found (HTTP 404)")
+}

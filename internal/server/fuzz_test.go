@@ -28,6 +28,7 @@ var fuzzRoutes = []string{
 	"/v1/jobs/{run}/events",
 	"/v1/projects/{project}/ads/sync",
 	"/v1/projects/{project}/ratings/sync",
+	"/v1/projects/{project}/integrations",
 	"/v1/projects/{project}/integrations/app-store-connect/sync",
 	"/v1/projects/{project}/integrations/revenuecat/sync",
 	"/v1/projects/{project}/integrations/apple-search-ads/sync",

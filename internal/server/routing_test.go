@@ -21,7 +21,7 @@ func TestRouting(t *testing.T) {
 		for _, path := range []string{
 			"/", "/v1", "/v1/", "/nope", "/v1/jobs", "/v1/teams/" + id + "/jobs/", "/v1/jobs/" + id + "/cancel/x",
 			// Not provided by owlmetry (api.md §9), or not yet (integration routes).
-			"/v1/auth/login", "/v1/projects/" + id + "/integrations",
+			"/v1/auth/login",
 			"/v1/projects/" + id + "/integrations/revenuecat", "/v1/projects/" + id + "/integrations/revenuecat/test",
 			"/v1/projects/" + id + "/integrations/revenuecat/sync/user-1",
 			"/v1/projects/" + id + "/integrations/apple-search-ads/sync/user-1",

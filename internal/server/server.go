@@ -186,8 +186,9 @@ func (s *Server) Close() {
 
 // Key permissions checked by the API (api.md §4.1).
 const (
-	permJobsRead  = "jobs:read"
-	permJobsWrite = "jobs:write"
+	permJobsRead         = "jobs:read"
+	permJobsWrite        = "jobs:write"
+	permIntegrationsRead = "integrations:read"
 )
 
 // endpoint is one method of one route.
@@ -228,6 +229,9 @@ func (s *Server) routes() http.Handler {
 	}
 	add("/v1/auth/whoami", map[string]endpoint{
 		http.MethodGet: {handle: s.whoami},
+	})
+	add("/v1/projects/{projectId}/integrations", map[string]endpoint{
+		http.MethodGet: {perm: permIntegrationsRead, handle: s.listIntegrations},
 	})
 	for _, sr := range syncRoutes {
 		add("/v1/projects/{projectId}/"+sr.path, map[string]endpoint{
