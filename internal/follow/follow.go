@@ -301,6 +301,7 @@ func Follow(ctx context.Context, ids []string, src Source, rep Reporter, o Optio
 	var grace <-chan time.Time
 	var signals <-chan os.Signal
 	cancelDone := make(chan string, len(states))
+	cancelsSent, cancelNotes := 0, 0
 	stop := false
 	for !stop && !allEnded(states) {
 		select {
@@ -360,6 +361,7 @@ func Follow(ctx context.Context, ids []string, src Source, rep Reporter, o Optio
 			signals = o.Signals
 			grace = o.AfterFunc(o.CancelGrace)
 			active := activeIDs(states)
+			cancelsSent = len(active)
 			go func() {
 				for _, id := range active {
 					cctx, cancel := context.WithTimeout(wctx, o.CancelTimeout)
@@ -373,11 +375,25 @@ func Follow(ctx context.Context, ids []string, src Source, rep Reporter, o Optio
 				}
 			}()
 		case line := <-cancelDone:
+			cancelNotes++
 			rep.Note(line)
 		case <-signals:
 			stop = true
 		case <-grace:
 			stop = true
+		}
+	}
+	// A run can end before its cancel request answers; the note still belongs above the
+	// outcome lines, so wait for the requests in flight (each is bounded by CancelTimeout).
+	for drain := true; drain && cancelNotes < cancelsSent; {
+		select {
+		case line := <-cancelDone:
+			cancelNotes++
+			rep.Note(line)
+		case <-signals:
+			drain = false
+		case <-o.AfterFunc(o.CancelTimeout):
+			drain = false
 		}
 	}
 	finish()

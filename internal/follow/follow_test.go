@@ -458,3 +458,51 @@ func TestMergeKeepsUnknownFields(t *testing.T) {
 	require.Nil(t, base.Progress, "the snapshot passed in is not changed")
 	require.NotContains(t, string(base.Raw), "future")
 }
+
+// lateAckSource ends the run first and answers the cancel request only once the display
+// has shown the end, as a fast server does.
+type lateAckSource struct {
+	*scriptSource
+	rep *recorder
+}
+
+func (s lateAckSource) Cancel(ctx context.Context, id string) error {
+	s.mu.Lock()
+	run := s.initial[id]
+	ch := s.steps[id]
+	s.mu.Unlock()
+	run.Status = apitype.StatusCancelled
+	ch <- step{snapshot: &run}
+	for {
+		for _, c := range s.rep.all() {
+			if c == "update "+short(id)+" cancelled" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// The note of a cancel request is printed even when the run ends before the request
+// answers, and before the display stops.
+func TestFollowCancelNoteAfterTheRunEnded(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{clock: newClock(), src: newSource(run(idA, "running", "null")), rep: newRecorder(), done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		h.res, h.err = Follow(ctx, []string{idA}, lateAckSource{h.src, h.rep}, h.rep, Options{CancelOnInterrupt: true, NowFunc: h.clock.Now, AfterFunc: h.clock.After})
+	}()
+	h.rep.waitFor(t, "start 1")
+	cancel()
+	res, err := h.wait(t)
+	require.NoError(t, err)
+	require.Equal(t, []Outcome{Cancelled}, res.Outcomes)
+	calls := h.rep.all()
+	require.Equal(t, "stop", calls[len(calls)-1])
+	require.Equal(t, "note cancel requested for aaaaaaaa", calls[len(calls)-2])
+}
