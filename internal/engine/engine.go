@@ -172,9 +172,19 @@ type tickArgs struct{}
 
 func (tickArgs) Kind() string { return "scheduler_tick" }
 
+// InsertOpts puts ticks on the internal queue however they are inserted.
+func (tickArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueInternal, MaxAttempts: 1}
+}
+
 type maintenanceArgs struct{}
 
 func (maintenanceArgs) Kind() string { return "engine_maintenance" }
+
+// InsertOpts puts maintenance on the internal queue however it is inserted.
+func (maintenanceArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueInternal, MaxAttempts: 1}
+}
 
 // utcSchedule parses a cron expression as UTC whatever the process's zone (§18.7 #6).
 func utcSchedule(expr string) cron.Schedule {
