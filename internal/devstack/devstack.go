@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -232,14 +230,3 @@ func (s *Stack) Stop(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-
-// PostgresPort is the cluster's TCP port.
-func (s *Stack) PostgresPort() string {
-	if s.cluster == nil {
-		return ""
-	}
-	return strconv.Itoa(s.cluster.Options().Port)
-}
-
-// LogPath is the Postgres log of the stack.
-func (s *Stack) LogPath() string { return filepath.Join(s.DataDir, "postgres.log") }

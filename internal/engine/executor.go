@@ -94,9 +94,6 @@ func (e *Engine) deliverCancel(id string) {
 	}
 }
 
-// ActiveRuns returns the ids of the runs this process executes now.
-func (e *Engine) ActiveRuns() []string { return e.ownedIDs() }
-
 var errNotClaimable = errors.New("run is no longer pending")
 
 // claim moves a pending run to running for this instance (T3, engine.md §6.1), retrying
